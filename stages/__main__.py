@@ -14,16 +14,8 @@ import sys
 from .errors import StageError
 
 STAGE_MODULES = (
-    "weights",
-    "data",
-    "embed",
     "export",
     "simplify",
-    "compile",
-    "infer",
-    "accuracy",
-    "perf",
-    "device",
 )
 
 

@@ -184,15 +184,15 @@ def _open(url: str, offset: int, timeout: float) -> http.client.HTTPResponse:
     try:
         return urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout)
     except urllib.error.HTTPError as exc:
-        with exc:
-            if exc.code == 416 and offset:
-                match = _UNSATISFIED_RANGE.fullmatch((exc.headers.get("Content-Range") or "").strip())
-                raise _RangeNotSatisfiable(int(match.group(1)) if match else None) from None
-            if 500 <= exc.code < 600:
-                fix = "the server failed; rerun later, a partial download resumes"
-            else:
-                fix = "check the URL"
-            raise DownloadError(f"cannot download {url}: HTTP {exc.code} {exc.reason}; {fix}") from None
+        exc.close()
+        if exc.code == 416 and offset:
+            match = _UNSATISFIED_RANGE.fullmatch((exc.headers.get("Content-Range") or "").strip())
+            raise _RangeNotSatisfiable(int(match.group(1)) if match else None) from None
+        if 500 <= exc.code < 600:
+            fix = "the server failed; rerun later, a partial download resumes"
+        else:
+            fix = "check the URL"
+        raise DownloadError(f"cannot download {url}: HTTP {exc.code} {exc.reason}; {fix}") from None
     except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
         reason = getattr(exc, "reason", None) or exc
         raise DownloadError(
