@@ -14,6 +14,8 @@ import sys
 from .errors import StageError
 
 STAGE_MODULES = (
+    "weights",
+    "embed",
     "export",
     "simplify",
 )
