@@ -15,9 +15,12 @@ from .errors import StageError
 
 STAGE_MODULES = (
     "weights",
+    "dataset_source",
+    "data",
     "embed",
     "export",
     "simplify",
+    "compile",
 )
 
 

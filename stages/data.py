@@ -131,13 +131,15 @@ def build(
         raise StageError(f"--word-len must be at least 1, got {word_len}")
     if not 1 <= file_num <= TOTAL_FILES:
         raise StageError(f"--file-num must be between 1 and {TOTAL_FILES}, got {file_num}")
+    out = Path(out_dir)
+    _check_replaceable(out)
     folder = Path(dataset_dir)
     if not folder.is_dir():
         raise StageError(f"dataset folder {folder} not found: {DATASET_FIX}")
     present, missing = heldout_paths(folder, file_num)
     if not present:
         raise StageError(
-            f"none of the {file_num} files {FILE_TEMPLATE.format(0)}.. is in {folder}: {DATASET_FIX}"
+            f"no news.en.heldout-000NN-of-00050 file with NN < {file_num} in {folder}: {DATASET_FIX}"
         )
     if missing:
         # Expected with the shipped sample (2 files), so a warning, not an error.
@@ -146,8 +148,6 @@ def build(
             f"using the {len(present)} present (listed in the manifest)",
             file=sys.stderr,
         )
-    out = Path(out_dir)
-    _check_replaceable(out)
 
     files_info = []
     skipped: Counter = Counter({reason: 0 for reason in SKIP_REASONS})
