@@ -21,6 +21,8 @@ STAGE_MODULES = (
     "export",
     "simplify",
     "compile",
+    "infer",
+    "accuracy",
 )
 
 

@@ -99,3 +99,19 @@ class OrtRunner:
                 )
         (output,) = self.session.run(["output"], {"input": ids})
         return {"output": output}
+
+
+def infer_all(runner, ids: np.ndarray, batch_size: int = 16) -> np.ndarray:
+    """Outputs for ``[N, W, 50]`` ids, in batches; a model with a static batch
+    gets its last batch topped up with empty rows (exact: padding rows never
+    touch real ones) and the extra outputs dropped."""
+    static = getattr(runner, "static_batch", None)
+    size = static or batch_size
+    outputs = []
+    for start in range(0, len(ids), size):
+        chunk = ids[start : start + size]
+        real = len(chunk)
+        if static and real < static:
+            chunk = np.concatenate([chunk, np.zeros((static - real,) + chunk.shape[1:], dtype=chunk.dtype)])
+        outputs.append(runner.infer({"input": chunk})["output"][:real])
+    return np.concatenate(outputs)

@@ -1,0 +1,211 @@
+"""``make accuracy``: judge the target's outputs against two references.
+
+(a) ONNX Runtime float32 on the simplified ONNX, over the same padded inputs
+    (the seed's check: does compilation preserve the graph?);
+(b) the PyTorch module on each sentence run alone, unpadded (is the deployed
+    graph the model, padding included?).
+
+Passes when, against both, the mean sentence cosine >= ``--sentence-cos-min``
+(0.99, the seed's threshold) and the minimum token cosine >= ``--token-cos-min``.
+Writes ``accuracy.json`` (schema ``elmo-accuracy/1``, docs/formats.md),
+``accuracy.md`` and ``accuracy_hist.png``; exits 1 on failure.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from .atomic import atomic_path, write_json, write_text
+from .errors import StageError
+from .hashing import sha256_file
+from .metrics import compare, summarize
+
+SCHEMA = "elmo-accuracy/1"
+FAILED = 1
+
+
+def torch_unpadded(options, weights, sentences, threads=None) -> list:
+    """Each sentence alone at its own length; equal lengths share a batch (still unpadded)."""
+    from .charids import batch_ids
+    from .runners import TorchRunner
+
+    runner = TorchRunner.load(options, weights, threads=threads)
+    by_length = {}
+    for index, tokens in enumerate(sentences):
+        by_length.setdefault(len(tokens), []).append(index)
+    results = [None] * len(sentences)
+    for length, indices in sorted(by_length.items()):
+        for start in range(0, len(indices), 32):
+            group = indices[start : start + 32]
+            out = runner.infer({"input": batch_ids([sentences[i] for i in group])})["output"]
+            for row, index in enumerate(group):
+                results[index] = out[row]
+    return results
+
+
+def _comparison(name, description, raw, gate) -> dict:
+    sentence = summarize(raw["sentence_cosine"])
+    token = summarize(raw["token_cosine"])
+    checks = {
+        "sentence_cosine_mean": sentence["mean"] >= gate["sentence_cosine_mean_min"],
+        "token_cosine_min": token["min"] >= gate["token_cosine_min"],
+    }
+    return {
+        "reference": name,
+        "description": description,
+        "sentence_cosine": sentence,
+        "token_cosine": token,
+        "max_abs_error": raw["max_abs_error"],
+        "mean_abs_error": raw["mean_abs_error"],
+        "checks": checks,
+        "passed": all(checks.values()),
+    }
+
+
+def evaluate(args) -> tuple:
+    from .data import load_samples, read_bin
+    from .infer import load_summary, read_outputs
+    from .runners import OrtRunner, infer_all
+    from .weights import load_source
+
+    manifest, sentences = load_samples(args.data)
+    word_len = manifest["word_len"]
+    stems = [str(i) for i in range(len(sentences))]
+    summary = load_summary(args.outputs)
+    if summary.get("outputs", 0) < len(stems):
+        raise StageError(
+            f"{args.outputs}: {summary.get('outputs')} outputs for {len(stems)} inputs; rerun inference (make infer)"
+        )
+    outputs = read_outputs(args.outputs, stems, word_len)
+    ids = np.concatenate([read_bin(Path(args.data) / "bin" / f"{s}.bin", word_len) for s in stems])
+
+    source = load_source(args.weights_source)
+    onnx_out = infer_all(OrtRunner.load(args.onnx, threads=args.threads or None, name="onnxruntime-fp32"), ids)
+    torch_out = torch_unpadded(source["options"], source["weights"], sentences, threads=args.threads or None)
+
+    lengths = [len(s) for s in sentences]
+    target_real = [outputs[i, :n] for i, n in enumerate(lengths)]
+    padding_max = float(max((np.abs(outputs[i, n:]).max() if n < word_len else 0.0) for i, n in enumerate(lengths)))
+    gate = {"sentence_cosine_mean_min": args.sentence_cos_min, "token_cosine_min": args.token_cos_min}
+    raw_onnx = compare(target_real, [onnx_out[i, :n] for i, n in enumerate(lengths)])
+    raw_torch = compare(target_real, torch_out)
+    comparisons = [
+        _comparison("onnxruntime-fp32", "ONNX Runtime float32 on the simplified ONNX, same padded inputs",
+                    raw_onnx, gate),
+        _comparison("pytorch-unpadded", "PyTorch module on each sentence alone, unpadded", raw_torch, gate),
+    ]
+    dataset = json.loads(Path(args.dataset_source).read_text(encoding="utf-8")) if args.dataset_source else {}
+    om_manifest_path = Path(str(args.model) + ".json")
+    om_manifest = json.loads(om_manifest_path.read_text(encoding="utf-8")) if om_manifest_path.is_file() else {}
+    report = {
+        "schema": SCHEMA,
+        "passed": all(c["passed"] for c in comparisons) and padding_max == 0.0,
+        "target": args.target,
+        "precision": om_manifest.get("precision") or om_manifest.get("precision_mode"),
+        "model": {"path": str(args.model), "sha256": sha256_file(args.model) if Path(args.model).is_file() else None,
+                  "manifest": om_manifest},
+        "onnx": {"path": str(args.onnx), "sha256": sha256_file(args.onnx)},
+        "weights": {k: source[k] for k in ("kind", "label", "synthetic", "reason", "options", "options_sha256",
+                                          "weights", "weights_sha256")},
+        "data": {
+            "label": dataset.get("label") or manifest.get("source_label"),
+            "kind": dataset.get("kind"),
+            "reason": dataset.get("reason"),
+            "dir": str(args.data),
+            "sentences": str(Path(args.data) / manifest.get("sentences", "sentences.txt")),
+            "inputs": str(Path(args.data) / manifest.get("bin_dir", "bin")),
+            "manifest_sha256": sha256_file(Path(args.data) / "manifest.json"),
+            "source_files": [{"path": f["path"], "sha256": f["sha256"]} for f in manifest.get("files", [])],
+            "word_len": word_len,
+            "samples": len(sentences),
+            "tokens": int(sum(lengths)),
+        },
+        "outputs": {"dir": str(args.outputs), "summary": summary},
+        "gate": gate,
+        "padding_max_abs": padding_max,
+        "comparisons": comparisons,
+    }
+    return report, {"onnxruntime-fp32": raw_onnx, "pytorch-unpadded": raw_torch}
+
+
+def render_markdown(report: dict) -> str:
+    verdict = "PASSED" if report["passed"] else "FAILED"
+    lines = [
+        f"# Accuracy: {verdict}",
+        "",
+        f"- target: `{report['target']}` ({report.get('precision') or 'n/a'}), model `{report['model']['path']}`",
+        f"- weights: {report['weights']['label']}",
+        f"- data: {report['data']['label']} ({report['data']['samples']} sentences, "
+        f"{report['data']['tokens']} tokens, WORD_LEN {report['data']['word_len']})",
+        f"- gate: mean sentence cosine >= {report['gate']['sentence_cosine_mean_min']}, "
+        f"min token cosine >= {report['gate']['token_cosine_min']}, padded positions exactly zero "
+        f"(max |padding| = {report['padding_max_abs']:g})",
+        "",
+        "| reference | sentence cos mean | min | p1 | token cos mean | min | p1 | max abs err | mean abs err | pass |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for c in report["comparisons"]:
+        s, t = c["sentence_cosine"], c["token_cosine"]
+        lines.append(
+            f"| {c['reference']} | {s['mean']:.6f} | {s['min']:.6f} | {s['p1']:.6f} | {t['mean']:.6f} | "
+            f"{t['min']:.6f} | {t['p1']:.6f} | {c['max_abs_error']:.3g} | {c['mean_abs_error']:.3g} | "
+            f"{'yes' if c['passed'] else 'NO'} |"
+        )
+    if report["weights"].get("synthetic"):
+        lines += ["", "Weights are SYNTHETIC: these figures show the deployed graph computes the same function "
+                      "as the model, not the quality of ELMo's vectors."]
+    lines += ["", "![token cosine histogram](accuracy_hist.png)", ""]
+    return "\n".join(lines)
+
+
+def plot_histogram(raw: dict, dest) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(raw), figsize=(5 * len(raw), 3.5), squeeze=False)
+    for ax, (name, values) in zip(axes[0], raw.items()):
+        distance = np.clip(1.0 - values["token_cosine"], 1e-12, None)
+        ax.hist(np.log10(distance), bins=40, color="#3a7")
+        ax.set_title(f"vs {name}")
+        ax.set_xlabel("log10(1 - token cosine)")
+        ax.set_ylabel("tokens")
+    fig.tight_layout()
+    with atomic_path(dest) as tmp:
+        fig.savefig(str(tmp), format="png", dpi=90)
+    plt.close(fig)
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("accuracy", help="judge the target's outputs against ONNX Runtime and PyTorch")
+    parser.add_argument("--data", required=True, help="data stage folder")
+    parser.add_argument("--outputs", required=True, help="inference output folder")
+    parser.add_argument("--model", required=True, help="the offline model that produced the outputs")
+    parser.add_argument("--onnx", required=True, help="simplified ONNX (reference a)")
+    parser.add_argument("--weights-source", required=True, help="source.json of the weights stage")
+    parser.add_argument("--dataset-source", default="", help="dataset source JSON, for the report's label")
+    parser.add_argument("--target", default="cpu")
+    parser.add_argument("--report-dir", required=True)
+    parser.add_argument("--sentence-cos-min", type=float, default=0.99)
+    parser.add_argument("--token-cos-min", type=float, default=0.99)
+    parser.add_argument("--threads", type=int, default=0)
+    parser.set_defaults(func=run)
+
+
+def run(args) -> int:
+    report, raw = evaluate(args)
+    out = Path(args.report_dir)
+    plot_histogram({k: v for k, v in raw.items()}, out / "accuracy_hist.png")
+    write_text(out / "accuracy.md", render_markdown(report))
+    write_json(out / "accuracy.json", report)
+    for c in report["comparisons"]:
+        print(f"accuracy vs {c['reference']}: sentence cos mean {c['sentence_cosine']['mean']:.6f}, "
+              f"token cos min {c['token_cosine']['min']:.6f}, max abs {c['max_abs_error']:.3g} "
+              f"-> {'pass' if c['passed'] else 'FAIL'}")
+    print(f"accuracy: {'PASSED' if report['passed'] else 'FAILED'} ({out / 'accuracy.json'})",
+          file=sys.stdout if report["passed"] else sys.stderr)
+    return 0 if report["passed"] else FAILED
