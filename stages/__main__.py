@@ -23,6 +23,7 @@ STAGE_MODULES = (
     "compile",
     "infer",
     "accuracy",
+    "perf",
 )
 
 

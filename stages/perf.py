@@ -1,0 +1,335 @@
+"""``make perf``: sentences/s and latency percentiles over a batch sweep.
+
+In one run, alternating round by round so drift on a shared machine hits all
+alike: the target's offline model, the baseline (a plain float32 ONNX Runtime
+session on the simplified ONNX) and PyTorch eager. Warm-up calls are never
+timed; inputs are real sentences from the data stage. Ratios to the baseline
+are the figures to trust; absolute numbers drift between runs.
+
+Writes ``perf.json`` (schema ``elmo-perf/1``, docs/formats.md), ``perf.md``
+and ``perf.png``.
+"""
+from __future__ import annotations
+
+import json
+import resource
+import sys
+import time
+from pathlib import Path
+from typing import Callable, Dict, List
+
+import numpy as np
+
+from .atomic import atomic_path, write_json, write_text
+from .errors import StageError
+
+SCHEMA = "elmo-perf/1"
+PUBLISHED = [
+    {"name": "Ascend 310P3 (seed guide)", "batch": 1, "sentences_per_s": 41.78,
+     "label": "published, other hardware"},
+    {"name": "NVIDIA T4 (seed guide)", "batch": 1, "sentences_per_s": 26.74,
+     "label": "published, other hardware"},
+]
+
+
+def _rss_mb() -> float:
+    try:
+        import psutil
+
+        return psutil.Process().memory_info().rss / 2**20
+    except ImportError:  # psutil is optional inside slim images
+        return float("nan")
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def batch_inputs(ids: np.ndarray, batch: int) -> np.ndarray:
+    """``batch`` real sentences, cycling through the data set if it is small."""
+    take = np.arange(batch) % len(ids)
+    return np.ascontiguousarray(ids[take])
+
+
+def measure_machine(threads: int) -> dict:
+    """This machine's copy bandwidth and float32 GEMM rate, the roofline's two ceilings."""
+    import torch
+
+    torch.set_num_threads(threads)
+    src = np.ones(64 * 2**20 // 4, dtype=np.float32)  # 64 MB: well past the L3
+    dst = np.empty_like(src)
+    copies = []
+    for _ in range(7):
+        started = time.perf_counter()
+        np.copyto(dst, src)
+        copies.append(time.perf_counter() - started)
+    bandwidth = 2 * src.nbytes / np.median(copies)  # read + write
+    a = torch.randn(2048, 2048)
+    b = torch.randn(2048, 2048)
+    a.matmul(b)
+    gemms = []
+    for _ in range(5):
+        started = time.perf_counter()
+        a.matmul(b)
+        gemms.append(time.perf_counter() - started)
+    return {"copy_gb_per_s": bandwidth / 1e9, "gemm_gflop_per_s": 2 * 2048**3 / np.median(gemms) / 1e9,
+            "threads": threads}
+
+
+def model_cost(options, word_len: int, batch: int, weight_bytes: int) -> dict:
+    """FLOPs per sentence and weight bytes moved per sentence at ``batch``.
+
+    The recurrence re-reads the hidden and projection matrices at every step of
+    every layer and direction; a batch shares each read, which is why batching
+    and int8 weights are the levers on a CPU.
+    """
+    e, p, c = options.char_embed_dim, options.projection_dim, options.cell_dim
+    f = options.n_filters
+    steps = word_len + 2
+    cnn = sum(2 * e * w * n * (50 - w + 1) for w, n in options.filters) * steps
+    highway = options.n_highway * 2 * f * 2 * f * steps
+    proj = 2 * f * p * steps
+    per_direction_layer = steps * (2 * p * 4 * c + 2 * p * 4 * c + 2 * c * p)
+    flops = cnn + highway + proj + 2 * options.n_layers * per_direction_layer
+    recurrent = 2 * options.n_layers * steps * (p * 4 * c + c * p)
+    once = 2 * options.n_layers * p * 4 * c + options.n_highway * 2 * f * f + f * p
+    weights_moved = (recurrent + once) * weight_bytes / batch
+    return {"flops_per_sentence": float(flops), "weight_bytes_per_sentence": float(weights_moved)}
+
+
+class Variant:
+    def __init__(self, name: str, kind: str, infer: Callable[[np.ndarray], np.ndarray], rss_mb: float,
+                 precision: str, weight_bytes: int, batches=None):
+        self.name, self.kind, self.infer = name, kind, infer
+        self.rss_mb, self.precision, self.weight_bytes = rss_mb, precision, weight_bytes
+        self.batches = batches  # None: every batch size
+
+
+def _load_variants(args, threads: int) -> List[Variant]:
+    from .runners import OrtRunner, TorchRunner
+    from .weights import load_source
+
+    variants = []
+
+    def add(name, kind, load, precision, weight_bytes, batches=None):
+        before = _rss_mb()
+        runner = load()
+        variants.append(Variant(name, kind, lambda ids: runner.infer({"input": ids})["output"], _rss_mb() - before,
+                                precision, weight_bytes, batches))
+
+    add("baseline: ORT fp32, simplified ONNX", "baseline",
+        lambda: OrtRunner.load(args.onnx, threads=threads, optimize=True), "fp32", 4)
+    manifest_path = Path(str(args.model) + ".json")
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
+    precision = manifest.get("precision", "fp32")
+    add(f"target: {args.target} offline model ({precision})", "target",
+        lambda: OrtRunner.load(args.model, threads=threads, optimize=False), precision,
+        1 if precision == "int8" else 4)
+    for extra in args.extra_model or []:
+        extra_manifest = json.loads(Path(extra + ".json").read_text())
+        extra_precision = extra_manifest.get("precision", "fp32")
+        add(f"variant: cpu offline model ({extra_precision})", "variant",
+            lambda extra=extra: OrtRunner.load(extra, threads=threads, optimize=False), extra_precision,
+            1 if extra_precision == "int8" else 4)
+    if not args.no_torch:
+        source = load_source(args.weights_source)
+        eager_batches = [b for b in args.batch if b <= args.torch_max_batch]
+        add("PyTorch eager", "pytorch", lambda: TorchRunner.load(source["options"], source["weights"],
+                                                                  threads=threads), "fp32", 4, eager_batches)
+    return variants
+
+
+def run_sweep(variants: List[Variant], ids: np.ndarray, batches: List[int], *, seconds: float, warmup: int,
+              rounds: int, min_iters: int, progress=True) -> List[dict]:
+    from tqdm import tqdm
+
+    results = []
+    steps = sum(len([v for v in variants if v.batches is None or b in v.batches]) for b in batches) * rounds
+    bar = tqdm(total=steps, desc="perf", disable=not progress)
+    for batch in batches:
+        inputs = batch_inputs(ids, batch)
+        active = [v for v in variants if v.batches is None or batch in v.batches]
+        timings: Dict[str, List[float]] = {v.name: [] for v in active}
+        for v in active:
+            for _ in range(warmup):
+                v.infer(inputs)
+        # Alternate in rounds: a slow patch of the machine lands on every variant.
+        for _ in range(rounds):
+            for v in active:
+                slot_end = time.perf_counter() + seconds / rounds
+                done = 0
+                while done < max(1, min_iters // rounds) or time.perf_counter() < slot_end:
+                    started = time.perf_counter()
+                    v.infer(inputs)
+                    timings[v.name].append(time.perf_counter() - started)
+                    done += 1
+                bar.update(1)
+        for v in active:
+            ms = np.asarray(timings[v.name]) * 1000.0
+            results.append({
+                "variant": v.name,
+                "kind": v.kind,
+                "precision": v.precision,
+                "batch": batch,
+                "iterations": int(ms.size),
+                "sentences_per_s": float(batch * 1000.0 / np.median(ms)),
+                "latency_ms": {"p50": float(np.median(ms)), "p90": float(np.percentile(ms, 90)),
+                               "p99": float(np.percentile(ms, 99)), "mean": float(ms.mean()),
+                               "min": float(ms.min())},
+            })
+    bar.close()
+    return results
+
+
+def add_ratios_and_roofline(results: List[dict], variants: List[Variant], options, word_len, machine) -> None:
+    baseline = {r["batch"]: r["sentences_per_s"] for r in results if r["kind"] == "baseline"}
+    base1 = baseline.get(min(baseline)) if baseline else None
+    by_name = {v.name: v for v in variants}
+    for r in results:
+        r["speedup_vs_baseline_same_batch"] = r["sentences_per_s"] / baseline[r["batch"]] if r["batch"] in baseline else None
+        r["speedup_vs_baseline_batch1"] = r["sentences_per_s"] / base1 if base1 else None
+        cost = model_cost(options, word_len, r["batch"], by_name[r["variant"]].weight_bytes)
+        floor_s = max(cost["weight_bytes_per_sentence"] / (machine["copy_gb_per_s"] * 1e9),
+                      cost["flops_per_sentence"] / (machine["gemm_gflop_per_s"] * 1e9))
+        r["roofline"] = {
+            **cost,
+            "floor_ms_per_sentence": floor_s * 1000.0,
+            "measured_ms_per_sentence": 1000.0 / r["sentences_per_s"],
+            "fraction_of_floor": floor_s * r["sentences_per_s"],
+        }
+
+
+def render_markdown(report: dict) -> str:
+    m = report["machine"]
+    lines = [
+        f"# Speed: {report['target']} target, WORD_LEN {report['word_len']}",
+        "",
+        f"- weights: {report['weights_label']}",
+        f"- data: {report['data_label']}",
+        f"- threads: {m['threads']}; copy bandwidth {m['copy_gb_per_s']:.1f} GB/s, "
+        f"float32 GEMM {m['gemm_gflop_per_s']:.0f} GFLOP/s (measured in this run)",
+        f"- peak RSS of this stage: {report['peak_rss_mb']:.0f} MB (all variants loaded together)",
+        f"- budget: {report['budget']['seconds_per_point']} s per point in {report['budget']['rounds']} "
+        f"alternating rounds after {report['budget']['warmup']} untimed warm-up calls",
+        "",
+        "| variant | batch | sentences/s | x baseline (same batch) | x baseline batch 1 | p50 ms | p90 ms | p99 ms "
+        "| iters | floor fraction |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in report["results"]:
+        lat = r["latency_ms"]
+        same = r["speedup_vs_baseline_same_batch"]
+        b1 = r["speedup_vs_baseline_batch1"]
+        lines.append(
+            f"| {r['variant']} | {r['batch']} | {r['sentences_per_s']:.2f} | "
+            f"{same:.2f} | {b1:.2f} | {lat['p50']:.1f} | {lat['p90']:.1f} | {lat['p99']:.1f} | "
+            f"{r['iterations']} | {r['roofline']['fraction_of_floor']:.2f} |"
+        )
+    lines += ["", "Model RSS per variant (MB, growth on load): " +
+              ", ".join(f"{k}: {v:.0f}" for k, v in report["model_rss_mb"].items()), ""]
+    lines += ["Published figures (other hardware, batch 1, not measured here): " +
+              "; ".join(f"{p['name']} {p['sentences_per_s']}" for p in report["published"]), ""]
+    lines += ["![sentences per second](perf.png)", ""]
+    return "\n".join(lines)
+
+
+def plot(report: dict, dest) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    names = []
+    for r in report["results"]:
+        if r["variant"] not in names:
+            names.append(r["variant"])
+    for name in names:
+        points = [(r["batch"], r["sentences_per_s"]) for r in report["results"] if r["variant"] == name]
+        ax.plot([b for b, _ in points], [s for _, s in points], marker="o", label=name)
+    for p in report["published"]:
+        ax.axhline(p["sentences_per_s"], linestyle="--", linewidth=0.8, color="grey")
+        ax.text(1, p["sentences_per_s"], f" {p['name']} ({p['label']})", fontsize=7, va="bottom")
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlabel("batch")
+    ax.set_ylabel("sentences/s")
+    ax.set_title(f"{report['target']} target, WORD_LEN {report['word_len']}")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    with atomic_path(dest) as tmp:
+        fig.savefig(str(tmp), format="png", dpi=90)
+    plt.close(fig)
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("perf", help="speed sweep: target vs baseline vs PyTorch eager")
+    parser.add_argument("--model", required=True, help="the target's offline model")
+    parser.add_argument("--extra-model", action="append", help="another cpu offline model to measure alongside")
+    parser.add_argument("--onnx", required=True, help="simplified ONNX (the baseline)")
+    parser.add_argument("--data", required=True, help="data stage folder (real inputs)")
+    parser.add_argument("--weights-source", required=True)
+    parser.add_argument("--dataset-source", default="")
+    parser.add_argument("--target", default="cpu")
+    parser.add_argument("--batch", type=int, nargs="+", default=[1, 4, 8, 16, 32])
+    parser.add_argument("--seconds", type=float, default=3.0, help="timed budget per (variant, batch)")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--min-iters", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=0, help="0: all cores")
+    parser.add_argument("--no-torch", action="store_true")
+    parser.add_argument("--torch-max-batch", type=int, default=32)
+    parser.add_argument("--report-dir", required=True)
+    parser.add_argument("--no-progress", action="store_true")
+    parser.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from .data import load_samples, read_bin
+    from .elmo_options import load_options
+    from .runners import default_threads
+    from .weights import load_source
+
+    if args.target != "cpu":
+        from .ascend_target import perf_ascend
+
+        return perf_ascend(args)
+    if any(b < 1 for b in args.batch):
+        raise StageError("BATCH sizes must be at least 1")
+    threads = args.threads or default_threads()
+    manifest, sentences = load_samples(args.data)
+    word_len = manifest["word_len"]
+    ids = np.concatenate([read_bin(Path(args.data) / "bin" / f"{i}.bin", word_len) for i in range(len(sentences))])
+    source = load_source(args.weights_source)
+    dataset = json.loads(Path(args.dataset_source).read_text()) if args.dataset_source else {}
+    variants = _load_variants(args, threads)
+    machine = measure_machine(threads)
+    results = run_sweep(variants, ids, sorted(set(args.batch)), seconds=args.seconds, warmup=args.warmup,
+                        rounds=args.rounds, min_iters=args.min_iters, progress=not args.no_progress)
+    add_ratios_and_roofline(results, variants, load_options(source["options"]), word_len, machine)
+    report = {
+        "schema": SCHEMA,
+        "target": args.target,
+        "word_len": word_len,
+        "model": str(args.model),
+        "onnx": str(args.onnx),
+        "weights_label": source["label"],
+        "weights_synthetic": source["synthetic"],
+        "data_label": dataset.get("label") or manifest.get("source_label"),
+        "machine": machine,
+        "budget": {"seconds_per_point": args.seconds, "rounds": args.rounds, "warmup": args.warmup,
+                   "min_iters": args.min_iters},
+        "peak_rss_mb": peak_rss_mb(),
+        "model_rss_mb": {v.name: v.rss_mb for v in variants},
+        "results": results,
+        "published": PUBLISHED,
+    }
+    out = Path(args.report_dir)
+    plot(report, out / "perf.png")
+    write_text(out / "perf.md", render_markdown(report))
+    write_json(out / "perf.json", report)
+    for r in results:
+        print(f"perf {r['variant']:<40} batch {r['batch']:>3}: {r['sentences_per_s']:8.2f} sentences/s "
+              f"(x{r['speedup_vs_baseline_same_batch']:.2f} vs baseline), p50 {r['latency_ms']['p50']:.1f} ms",
+              file=sys.stderr)
+    return 0
