@@ -280,6 +280,15 @@ def bin_path(data_dir, manifest: Dict, index: int) -> Path:
 
 
 def _run(args) -> int:
+    if args.dataset_source:
+        try:
+            source = json.loads(Path(args.dataset_source).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise StageError(f"{args.dataset_source}: cannot read the dataset source ({exc}); rerun make data") from None
+        args.dataset_dir = args.dataset_dir or source["path"]
+        args.source_label = args.source_label or source["label"]
+    if not args.dataset_dir:
+        raise StageError("give --dataset-dir or --dataset-source")
     manifest = build(
         args.dataset_dir,
         args.file_num,
@@ -303,7 +312,8 @@ def register(subparsers) -> None:
         help="held-out sentences -> sentences.txt, bin/{i}.bin char ids, manifest.json",
         description=__doc__.splitlines()[0],
     )
-    parser.add_argument("--dataset-dir", required=True, help="the heldout-monolingual.tokenized.shuffled folder")
+    parser.add_argument("--dataset-dir", default="", help="the heldout-monolingual.tokenized.shuffled folder")
+    parser.add_argument("--dataset-source", default="", help="JSON from dataset-source (folder and label)")
     parser.add_argument("--file-num", type=int, default=TOTAL_FILES, help="read files 00000..N-1 (default 50)")
     parser.add_argument("--word-len", type=int, required=True, help="model word length W: longer sentences are skipped")
     parser.add_argument("--out", required=True, help="output folder (replaced as a whole)")

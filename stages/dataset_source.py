@@ -6,6 +6,7 @@ small sample can never be mistaken for a benchmark result.
 from __future__ import annotations
 
 import argparse
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -61,8 +62,12 @@ def _heldout_label(folder: Path, count: int, prefix: str) -> str:
     return f"{prefix} {folder} ({count} news.en.heldout files{partial})"
 
 
-def resolve_dataset(kind: str, dataset_dir: Optional[str], repo_root) -> DatasetSource:
-    """Pick the corpus folder for ``kind``; an explicit ``dataset_dir`` overrides it."""
+def resolve_dataset(kind: str, dataset_dir: Optional[str], repo_root, fetch=None) -> DatasetSource:
+    """Pick the corpus folder for ``kind``; an explicit ``dataset_dir`` overrides it.
+
+    ``fetch`` (see ``official_fetcher``) lets ``heldout`` download a missing
+    set and ``auto`` download it when the server answers.
+    """
     if kind not in KINDS:
         raise StageError(f"DATASET={kind!r}: expected one of {', '.join(KINDS)}")
     repo_root = Path(repo_root)
@@ -92,19 +97,45 @@ def resolve_dataset(kind: str, dataset_dir: Optional[str], repo_root) -> Dataset
     if files:
         reason = "DATASET=heldout" if kind == "heldout" else f"DATASET=auto: held-out set found at {heldout}"
         return DatasetSource("heldout", heldout, _heldout_label(heldout, len(files), "1B Word held-out set"), reason)
+    if fetch is not None and (kind == "heldout" or fetch(probe_only=True)):
+        fetch(probe_only=False)
+        files = _heldout_files(heldout)
+        why = "downloaded the held-out set (verified sha256)"
+        return DatasetSource("heldout", heldout, _heldout_label(heldout, len(files), "1B Word held-out set"), why)
     if kind == "heldout":
         raise StageError(
             f"held-out set not found at {heldout}: run `make dataset` to download it (or DATASET=sample)"
         )
-    return _sample(repo_root, f"held-out set not found at {heldout}; using the shipped sample")
+    return _sample(repo_root, f"held-out set not found at {heldout} nor downloadable; using the shipped sample")
+
+
+def official_fetcher(repo_root: Path):
+    """``fetch(probe_only)`` for ``resolve_dataset``: probe the benchmark's server, or download and unpack."""
+    from .dataset_fetch import fetch_dataset
+    from .download import reachable
+    from .official import LM1B_TARBALL
+
+    def fetch(probe_only: bool) -> bool:
+        if probe_only:
+            return reachable(LM1B_TARBALL[0])
+        fetch_dataset(repo_root / HELDOUT_REL.parent, cache_dir=repo_root / "data" / "cache")
+        return True
+
+    return fetch
 
 
 def _run(args) -> int:
-    source = resolve_dataset(args.dataset, args.dataset_dir or None, args.repo_root)
+    fetch = official_fetcher(args.repo_root) if args.fetch else None
+    source = resolve_dataset(args.dataset, args.dataset_dir or None, args.repo_root, fetch=fetch)
     if args.out:
         write_json(args.out, source.to_json())
     line = f"dataset: {source.label}"
-    print(f"{line}; {source.reason}" if source.reason else line)
+    line = f"{line}; {source.reason}" if source.reason else line
+    if args.print_path:
+        print(line, file=sys.stderr)
+        print(source.path)
+    else:
+        print(line)
     return 0
 
 
@@ -118,4 +149,7 @@ def register(subparsers) -> None:
     parser.add_argument("--dataset-dir", default="", help="explicit corpus folder; '' means none")
     parser.add_argument("--repo-root", type=Path, default=REPO_ROOT, help=argparse.SUPPRESS)
     parser.add_argument("--out", default=None, help="write the resolved source here as JSON")
+    parser.add_argument("--fetch", action="store_true",
+                        help="download the held-out set when it is missing (heldout) or reachable (auto)")
+    parser.add_argument("--print-path", action="store_true", help="print only the resolved folder on stdout")
     parser.set_defaults(func=_run)

@@ -43,6 +43,21 @@ class Fetched:
     resumed_from: int  # bytes of an earlier .part that were kept, 0 if fetched from scratch
 
 
+def reachable(url: str, timeout: float = 5.0) -> bool:
+    """Cheap probe for ``auto`` sources: can this host open a TCP connection to
+    the server at all? (Hosts without internet fail this at once.)"""
+    import socket
+    import urllib.parse
+
+    parsed = urllib.parse.urlparse(url)
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    try:
+        with socket.create_connection((parsed.hostname, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
 def fetch(
     url: str,
     dest: Path,

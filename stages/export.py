@@ -86,8 +86,9 @@ def _export(module, out_path, *, batch, word_len, dynamic_batch, exporter) -> di
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser("export", help="export ELMo to ONNX (opset 11)")
-    parser.add_argument("--options", required=True)
-    parser.add_argument("--weights", required=True)
+    parser.add_argument("--source", help="source.json of the weights stage (instead of --options/--weights)")
+    parser.add_argument("--options")
+    parser.add_argument("--weights")
     parser.add_argument("--out", required=True, help="ONNX file to write; a .json sidecar records how")
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--word-len", type=int, default=8)
@@ -100,6 +101,13 @@ def register(subparsers) -> None:
 def run(args) -> int:
     if args.batch < 1 or args.word_len < 1:
         raise StageError("--batch and --word-len must be at least 1")
+    if args.source:
+        from .weights import load_source
+
+        chosen = load_source(args.source)
+        args.options, args.weights = chosen["options"], chosen["weights"]
+    if not (args.options and args.weights):
+        raise StageError("give --source, or both --options and --weights")
     if args.exporter == "allennlp":
         if args.all_layers:
             raise StageError("--all-layers is only available with --exporter native")

@@ -119,12 +119,13 @@ def _load_variants(args, threads: int) -> List[Variant]:
 
     add("baseline: ORT fp32, simplified ONNX", "baseline",
         lambda: OrtRunner.load(args.onnx, threads=threads, optimize=True), "fp32", 4)
-    manifest_path = Path(str(args.model) + ".json")
-    manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
-    precision = manifest.get("precision", "fp32")
-    add(f"target: {args.target} offline model ({precision})", "target",
-        lambda: OrtRunner.load(args.model, threads=threads, optimize=False), precision,
-        1 if precision == "int8" else 4)
+    if args.target == "cpu":
+        manifest_path = Path(str(args.model) + ".json")
+        manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
+        precision = manifest.get("precision", "fp32")
+        add(f"target: cpu offline model ({precision})", "target",
+            lambda: OrtRunner.load(args.model, threads=threads, optimize=False), precision,
+            1 if precision == "int8" else 4)
     for extra in args.extra_model or []:
         extra_manifest = json.loads(Path(extra + ".json").read_text())
         extra_precision = extra_manifest.get("precision", "fp32")
@@ -186,8 +187,12 @@ def add_ratios_and_roofline(results: List[dict], variants: List[Variant], option
     base1 = baseline.get(min(baseline)) if baseline else None
     by_name = {v.name: v for v in variants}
     for r in results:
-        r["speedup_vs_baseline_same_batch"] = r["sentences_per_s"] / baseline[r["batch"]] if r["batch"] in baseline else None
+        same = baseline.get(r["batch"])
+        r["speedup_vs_baseline_same_batch"] = r["sentences_per_s"] / same if same else None
         r["speedup_vs_baseline_batch1"] = r["sentences_per_s"] / base1 if base1 else None
+        if r["variant"] not in by_name:  # timed by ais_bench on the NPU: the host roofline does not apply
+            r["roofline"] = None
+            continue
         cost = model_cost(options, word_len, r["batch"], by_name[r["variant"]].weight_bytes)
         floor_s = max(cost["weight_bytes_per_sentence"] / (machine["copy_gb_per_s"] * 1e9),
                       cost["flops_per_sentence"] / (machine["gemm_gflop_per_s"] * 1e9))
@@ -208,6 +213,7 @@ def render_markdown(report: dict) -> str:
         f"- data: {report['data_label']}",
         f"- threads: {m['threads']}; copy bandwidth {m['copy_gb_per_s']:.1f} GB/s, "
         f"float32 GEMM {m['gemm_gflop_per_s']:.0f} GFLOP/s (measured in this run)",
+        f"- target timings: {report['target_timing']}",
         f"- peak RSS of this stage: {report['peak_rss_mb']:.0f} MB (all variants loaded together)",
         f"- budget: {report['budget']['seconds_per_point']} s per point in {report['budget']['rounds']} "
         f"alternating rounds after {report['budget']['warmup']} untimed warm-up calls",
@@ -218,12 +224,12 @@ def render_markdown(report: dict) -> str:
     ]
     for r in report["results"]:
         lat = r["latency_ms"]
-        same = r["speedup_vs_baseline_same_batch"]
-        b1 = r["speedup_vs_baseline_batch1"]
+        same = r["speedup_vs_baseline_same_batch"] or float("nan")
+        b1 = r["speedup_vs_baseline_batch1"] or float("nan")
         lines.append(
             f"| {r['variant']} | {r['batch']} | {r['sentences_per_s']:.2f} | "
             f"{same:.2f} | {b1:.2f} | {lat['p50']:.1f} | {lat['p90']:.1f} | {lat['p99']:.1f} | "
-            f"{r['iterations']} | {r['roofline']['fraction_of_floor']:.2f} |"
+            f"{r['iterations']} | {r['roofline']['fraction_of_floor'] if r['roofline'] else float('nan'):.2f} |"
         )
     lines += ["", "Model RSS per variant (MB, growth on load): " +
               ", ".join(f"{k}: {v:.0f}" for k, v in report["model_rss_mb"].items()), ""]
@@ -276,7 +282,9 @@ def register(subparsers) -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--min-iters", type=int, default=3)
+    parser.add_argument("--loop", type=int, default=100, help="ascend: ais_bench --loop per batch size")
     parser.add_argument("--threads", type=int, default=0, help="0: all cores")
+    parser.add_argument("--devices", default="0", help="ascend: NPU id(s); perf uses the first")
     parser.add_argument("--no-torch", action="store_true")
     parser.add_argument("--torch-max-batch", type=int, default=32)
     parser.add_argument("--report-dir", required=True)
@@ -290,10 +298,6 @@ def run(args) -> int:
     from .runners import default_threads
     from .weights import load_source
 
-    if args.target != "cpu":
-        from .ascend_target import perf_ascend
-
-        return perf_ascend(args)
     if any(b < 1 for b in args.batch):
         raise StageError("BATCH sizes must be at least 1")
     threads = args.threads or default_threads()
@@ -304,8 +308,13 @@ def run(args) -> int:
     dataset = json.loads(Path(args.dataset_source).read_text()) if args.dataset_source else {}
     variants = _load_variants(args, threads)
     machine = measure_machine(threads)
-    results = run_sweep(variants, ids, sorted(set(args.batch)), seconds=args.seconds, warmup=args.warmup,
+    batches = sorted(set(args.batch))
+    results = run_sweep(variants, ids, batches, seconds=args.seconds, warmup=args.warmup,
                         rounds=args.rounds, min_iters=args.min_iters, progress=not args.no_progress)
+    if args.target == "ascend":
+        from .ascend_target import perf_entries
+
+        results += perf_entries(args, batches)
     add_ratios_and_roofline(results, variants, load_options(source["options"]), word_len, machine)
     report = {
         "schema": SCHEMA,
@@ -317,6 +326,9 @@ def run(args) -> int:
         "weights_synthetic": source["synthetic"],
         "data_label": dataset.get("label") or manifest.get("source_label"),
         "machine": machine,
+        "target_timing": ("ais_bench pure-inference NPU compute time, --loop "
+                          f"{args.loop}, {args.warmup} warm-up" if args.target == "ascend"
+                          else "wall time of session.run, same loop as the baseline"),
         "budget": {"seconds_per_point": args.seconds, "rounds": args.rounds, "warmup": args.warmup,
                    "min_iters": args.min_iters},
         "peak_rss_mb": peak_rss_mb(),

@@ -16,7 +16,6 @@ which every later stage and report reads.
 from __future__ import annotations
 
 import json
-import socket
 import sys
 import urllib.parse
 from pathlib import Path
@@ -36,17 +35,6 @@ def _official_cached(cache: Path):
 
     paths = {kind: cache / Path(urllib.parse.urlparse(url).path).name for kind, (url, _, _) in OFFICIAL_ELMO.items()}
     return paths, all(path.is_file() for path in paths.values())
-
-
-def _reachable(url: str, timeout: float = 5.0) -> bool:
-    """Cheap probe: can this host open a TCP connection to the download server?"""
-    parsed = urllib.parse.urlparse(url)
-    port = parsed.port or (443 if parsed.scheme == "https" else 80)
-    try:
-        with socket.create_connection((parsed.hostname, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
 
 
 def fetch_official(cache: Path) -> dict:
@@ -102,10 +90,11 @@ def resolve(source: str, *, options=None, weights=None, out_dir: Path, cache: Pa
         chosen = make_synthetic(out_dir, template)
         reason = "WEIGHTS=synthetic was asked for"
     elif source == "auto":
+        from .download import reachable
         from .official import OFFICIAL_ELMO
 
         _, cached = _official_cached(cache)
-        if cached or _reachable(OFFICIAL_ELMO["weights"][0]):
+        if cached or reachable(OFFICIAL_ELMO["weights"][0]):
             chosen = fetch_official(cache)
             reason = "official model found in the cache" if cached else "official model downloaded"
         else:

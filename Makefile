@@ -1,0 +1,227 @@
+# ELMo deployment pipeline: the user's front door. `make help` lists everything.
+#
+# Every artifact is a file under $(ARTIFACTS) whose path encodes the settings
+# that shaped it, so a rerun redoes only what changed, and changing a setting
+# never reuses an artifact built for another.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DELETE_ON_ERROR:
+.DEFAULT_GOAL := help
+
+# ---- settings (all overridable: make accuracy WORD_LEN=16 BATCH=4) ---------
+## TARGET      cpu | ascend (default: ascend when npu-smi is on PATH, else cpu)
+TARGET ?= $(if $(shell command -v npu-smi 2>/dev/null),ascend,cpu)
+## RUNNER      host (project .venv) | docker (each stage in its image)
+RUNNER ?= host
+## WORD_LEN    tokens per sentence the model takes; longer sentences are skipped
+WORD_LEN ?= 8
+## BATCH       batch sizes: perf sweeps them; ascend builds one om serving all
+BATCH ?= 1 4 8 16 32
+## FILE_NUM    how many held-out files (news.en.heldout-000NN-of-00050) to read
+FILE_NUM ?= 50
+## WEIGHTS     auto | official | synthetic
+WEIGHTS ?= auto
+## ELMO_OPTIONS, ELMO_WEIGHTS   explicit model files (override WEIGHTS)
+ELMO_OPTIONS ?=
+ELMO_WEIGHTS ?=
+## SYNTHETIC_LIKE  options.json whose shapes synthetic weights copy (default: Original)
+SYNTHETIC_LIKE ?=
+## DATASET     auto | heldout | sample
+DATASET ?= auto
+## DATASET_DIR explicit heldout-monolingual.tokenized.shuffled folder (overrides DATASET)
+DATASET_DIR ?=
+## PRECISION   cpu offline model: fp32 | int8 (dynamic int8 MatMul weights)
+PRECISION ?= fp32
+## ARTIFACTS   where every output goes
+ARTIFACTS ?= artifacts
+## THREADS     CPU threads for ONNX Runtime / PyTorch (0: all cores)
+THREADS ?= 0
+## PERF_SECONDS  timed budget per (variant, batch) point in make perf
+PERF_SECONDS ?= 3
+## PERF_TORCH  1: also time PyTorch eager in make perf; 0: skip it
+PERF_TORCH ?= 1
+## SENTENCE_COS_MIN, TOKEN_COS_MIN   the accuracy gate
+SENTENCE_COS_MIN ?= 0.99
+TOKEN_COS_MIN ?= 0.99
+## SOC_VERSION     ascend: overrides npu-smi detection (e.g. Ascend310P3)
+SOC_VERSION ?=
+## PRECISION_MODE  ascend: atc --precision_mode (empty: atc's default, force_fp16 on 310P)
+PRECISION_MODE ?=
+## DEVICES     ascend: NPU ids, comma-separated; inputs are split across them
+DEVICES ?= 0
+## PYTHON      interpreter that creates .venv
+PYTHON ?= python3
+
+VENV := .venv
+PY := $(VENV)/bin/python
+STAGES = $(PY) -m stages
+
+# Paths as the stage commands see them: the docker runner mounts them elsewhere.
+A := $(ARTIFACTS)
+DATA := data
+-include docker/docker.mk
+
+ifeq ($(RUNNER),docker)
+RUN_EXPORT = $(DOCKER_RUN_export)
+RUN_TOOLKIT = $(DOCKER_RUN_toolkit)
+RUN_RUNTIME = $(if $(filter ascend,$(TARGET)),$(DOCKER_RUN_runtime),$(DOCKER_RUN_export))
+else ifeq ($(RUNNER),host)
+RUN_EXPORT = $(STAGES)
+RUN_TOOLKIT = $(STAGES)
+RUN_RUNTIME = $(STAGES)
+else
+$(error RUNNER=$(RUNNER): use host or docker)
+endif
+ifeq ($(filter $(TARGET),cpu ascend),)
+$(error TARGET=$(TARGET): use cpu or ascend)
+endif
+
+# ---- derived names ----------------------------------------------------------
+empty :=
+space := $(empty) $(empty)
+BATCHES := $(strip $(BATCH))
+BATCH_TAG := $(subst $(space),-,$(BATCHES))
+FIRST_BATCH := $(firstword $(BATCHES))
+WEIGHTS_TAG := $(if $(ELMO_WEIGHTS),user-$(shell echo '$(abspath $(ELMO_OPTIONS)) $(abspath $(ELMO_WEIGHTS))' | sha256sum | cut -c1-8),$(WEIGHTS)$(if $(SYNTHETIC_LIKE),-like-$(shell echo '$(abspath $(SYNTHETIC_LIKE))' | sha256sum | cut -c1-8)))
+DATA_TAG := $(if $(DATASET_DIR),dir-$(shell echo '$(abspath $(DATASET_DIR))' | sha256sum | cut -c1-8),$(DATASET))-f$(FILE_NUM)-w$(WORD_LEN)
+
+# The CPU target serves every batch size from one dynamic-batch model; atc wants
+# static shapes, so the ascend target exports the static graph for a single
+# batch size and a dynamic-batch one (compiled with --dynamic_batch_size) otherwise.
+ifeq ($(TARGET),cpu)
+EXPORT_SHAPE := dyn
+else
+EXPORT_SHAPE := $(if $(word 2,$(BATCHES)),dyn,b$(FIRST_BATCH))
+endif
+EXPORT_FLAGS := $(if $(filter dyn,$(EXPORT_SHAPE)),--dynamic-batch,--batch $(FIRST_BATCH))
+
+WEIGHTS_DIR := $(ARTIFACTS)/weights/$(WEIGHTS_TAG)
+SOURCE_JSON := $(WEIGHTS_DIR)/source.json
+DATA_DIR := $(ARTIFACTS)/data/$(DATA_TAG)
+DATA_MANIFEST := $(DATA_DIR)/manifest.json
+DATASET_JSON := $(ARTIFACTS)/data/$(DATA_TAG).source.json
+MODEL_DIR := $(ARTIFACTS)/model/$(WEIGHTS_TAG)
+ONNX := $(MODEL_DIR)/elmo_w$(WORD_LEN)_$(EXPORT_SHAPE).onnx
+SIM_ONNX := $(MODEL_DIR)/elmo_w$(WORD_LEN)_$(EXPORT_SHAPE)_sim.onnx
+OM_DIR := $(ARTIFACTS)/om/$(TARGET)/$(WEIGHTS_TAG)
+ifeq ($(TARGET),cpu)
+OM := $(OM_DIR)/elmo_w$(WORD_LEN)_$(EXPORT_SHAPE)_$(PRECISION).ort.onnx
+OM_FLAGS := --precision $(PRECISION) --threads $(THREADS)
+RUN_FLAVOUR := $(PRECISION)
+else
+OM := $(OM_DIR)/elmo_w$(WORD_LEN)_b$(BATCH_TAG)$(if $(PRECISION_MODE),_$(PRECISION_MODE)).om
+OM_FLAGS := --batch "$(BATCHES)" --word-len $(WORD_LEN) $(if $(SOC_VERSION),--soc-version $(SOC_VERSION)) $(if $(PRECISION_MODE),--precision-mode $(PRECISION_MODE))
+RUN_FLAVOUR := b$(BATCH_TAG)$(if $(PRECISION_MODE),_$(PRECISION_MODE))
+endif
+OUTPUTS := $(ARTIFACTS)/outputs/$(TARGET)/$(WEIGHTS_TAG)/$(DATA_TAG)_$(RUN_FLAVOUR)
+OUTPUTS_SUMMARY := $(OUTPUTS)/summary.json
+REPORTS := $(ARTIFACTS)/reports
+ACCURACY_JSON := $(REPORTS)/accuracy.json
+PERF_JSON := $(REPORTS)/perf.json
+
+# Reports have fixed names, so they also depend on a stamp of the settings that
+# shaped them; the stamp is rewritten only when a setting changes.
+REPORT_STAMP := $(REPORTS)/.settings
+ACCURACY_OK := $(REPORTS)/.accuracy-passed
+REPORT_SETTINGS := $(TARGET) $(RUNNER) $(OM) $(OUTPUTS) $(BATCH_TAG) $(PERF_SECONDS) $(PERF_TORCH) $(THREADS) $(SENTENCE_COS_MIN) $(TOKEN_COS_MIN) $(DEVICES)
+ifneq ($(filter accuracy perf all,$(MAKECMDGOALS)),)
+$(shell mkdir -p $(REPORTS) && { [ "$$(cat $(REPORT_STAMP) 2>/dev/null)" = "$(REPORT_SETTINGS)" ] || echo "$(REPORT_SETTINGS)" > $(REPORT_STAMP); })
+endif
+
+# An artifact's path as the stage command sees it (under $(A) in a container).
+in = $(A)/$(patsubst $(ARTIFACTS)/%,%,$(1))
+
+HELP_VARS := TARGET RUNNER WORD_LEN BATCH FILE_NUM WEIGHTS ELMO_OPTIONS ELMO_WEIGHTS SYNTHETIC_LIKE DATASET \
+  DATASET_DIR PRECISION ARTIFACTS THREADS PERF_SECONDS PERF_TORCH SENTENCE_COS_MIN TOKEN_COS_MIN SOC_VERSION \
+  PRECISION_MODE DEVICES PYTHON
+
+# ---- the three verbs ---------------------------------------------------------
+.PHONY: help om accuracy perf all weights data export simplify infer dataset clean clean-venv test lint venv
+
+help: ## list targets and variables
+	@echo "ELMo deployment pipeline: make om | make accuracy | make perf"
+	@echo
+	@echo "Targets:"
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-zA-Z_-]+):.*## (.*)/  \1\t\2/' | expand -t 18
+	@echo
+	@echo "Variables (override on the command line, e.g. make accuracy WORD_LEN=16 BATCH=4):"
+	@grep -hE '^## [A-Z_]+' $(MAKEFILE_LIST) | sed -E 's/^## /  /'
+	@echo
+	@echo "Current values:"
+	@$(foreach v,$(HELP_VARS),printf '  %-17s= %s\n' '$(v)' '$($(v))';)
+
+om: $(OM) ## build the offline model for TARGET (cpu: ONNX Runtime; ascend: atc .om)
+accuracy: $(ACCURACY_OK) ## run the target over the corpus and judge it (reports/accuracy.*)
+perf: $(PERF_JSON) ## speed sweep over BATCH (reports/perf.*)
+all: accuracy perf ## om + accuracy + perf
+
+# ---- stages --------------------------------------------------------------------
+venv: $(VENV)/.installed ## create .venv from the pinned requirements
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	@[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	@touch $@
+
+weights: $(SOURCE_JSON) ## choose/prepare the weights (WEIGHTS, ELMO_OPTIONS/ELMO_WEIGHTS)
+$(SOURCE_JSON): | $(VENV)/.installed
+	$(RUN_EXPORT) weights --source $(WEIGHTS) --out $(call in,$@) --cache $(DATA)/cache \
+	  $(if $(ELMO_OPTIONS),--options $(ELMO_OPTIONS) --weights $(ELMO_WEIGHTS)) \
+	  $(if $(SYNTHETIC_LIKE),--synthetic-like $(SYNTHETIC_LIKE))
+
+dataset: | $(VENV)/.installed ## download + unpack the 1B Word held-out set (sha256-verified)
+	$(STAGES) dataset-source --dataset heldout --fetch
+
+data: $(DATA_MANIFEST) ## corpus -> sentences.txt + {i}.bin ids + manifest
+HELDOUT_MARK := $(wildcard data/1-billion-word-language-modeling-benchmark-r13output/heldout-monolingual.tokenized.shuffled/.unpacked)
+$(DATA_MANIFEST): $(HELDOUT_MARK) $(wildcard data/sample/heldout-monolingual.tokenized.shuffled/*) | $(VENV)/.installed
+	$(RUN_EXPORT) dataset-source --dataset $(DATASET) --dataset-dir '$(DATASET_DIR)' --fetch --out $(call in,$(DATASET_JSON))
+	$(RUN_EXPORT) data --dataset-source $(call in,$(DATASET_JSON)) --file-num $(FILE_NUM) --word-len $(WORD_LEN) \
+	  --out $(call in,$(DATA_DIR))
+
+export: $(ONNX) ## export the ONNX graph (opset 11)
+$(ONNX): $(SOURCE_JSON)
+	$(RUN_EXPORT) export --source $(call in,$<) --word-len $(WORD_LEN) $(EXPORT_FLAGS) --out $(call in,$@)
+
+simplify: $(SIM_ONNX) ## onnxsim the exported graph
+$(SIM_ONNX): $(ONNX)
+	$(RUN_EXPORT) simplify $(call in,$<) $(call in,$@)
+
+$(OM): $(SIM_ONNX)
+	$(if $(filter ascend,$(TARGET)),$(RUN_TOOLKIT),$(RUN_EXPORT)) compile --target $(TARGET) \
+	  --model $(call in,$<) --out $(call in,$@) $(OM_FLAGS)
+
+infer: $(OUTPUTS_SUMMARY) ## run the offline model over the corpus (ais_bench layout)
+$(OUTPUTS_SUMMARY): $(OM) $(DATA_MANIFEST)
+	$(RUN_RUNTIME) infer --target $(TARGET) --model $(call in,$(OM)) --input $(call in,$(DATA_DIR))/bin \
+	  --output $(call in,$(OUTPUTS)) --threads $(THREADS) --devices $(DEVICES)
+
+# The report is written pass or fail; only a pass leaves the stamp make checks,
+# so a failed gate fails again on the next run instead of looking done.
+$(ACCURACY_OK): $(OUTPUTS_SUMMARY) $(SIM_ONNX) $(SOURCE_JSON) $(DATA_MANIFEST) $(REPORT_STAMP)
+	$(RUN_EXPORT) accuracy --target $(TARGET) --data $(call in,$(DATA_DIR)) --outputs $(call in,$(OUTPUTS)) \
+	  --model $(call in,$(OM)) --onnx $(call in,$(SIM_ONNX)) --weights-source $(call in,$(SOURCE_JSON)) \
+	  --dataset-source $(call in,$(DATASET_JSON)) --report-dir $(call in,$(REPORTS)) \
+	  --sentence-cos-min $(SENTENCE_COS_MIN) --token-cos-min $(TOKEN_COS_MIN) --threads $(THREADS)
+	@touch $@
+
+$(PERF_JSON): $(OM) $(SIM_ONNX) $(DATA_MANIFEST) $(SOURCE_JSON) $(REPORT_STAMP)
+	$(RUN_RUNTIME) perf --target $(TARGET) --model $(call in,$(OM)) --onnx $(call in,$(SIM_ONNX)) \
+	  --data $(call in,$(DATA_DIR)) --weights-source $(call in,$(SOURCE_JSON)) \
+	  --dataset-source $(call in,$(DATASET_JSON)) --batch $(BATCHES) --seconds $(PERF_SECONDS) \
+	  --threads $(THREADS) --devices $(DEVICES) $(if $(filter 0,$(PERF_TORCH)),--no-torch) \
+	  --report-dir $(call in,$(REPORTS))
+
+# ---- tests and housekeeping ---------------------------------------------------
+test: $(VENV)/.installed ## run the test suite (what CI runs)
+	$(PY) -m pytest -q tests
+
+lint: $(VENV)/.installed ## hadolint every Dockerfile
+	$(VENV)/bin/hadolint docker/*/Dockerfile
+
+clean: ## remove $(ARTIFACTS) (keeps .venv and the download cache)
+	rm -rf $(ARTIFACTS)
+
+clean-venv: ## remove .venv
+	rm -rf $(VENV)

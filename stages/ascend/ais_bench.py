@@ -1,0 +1,281 @@
+"""Run .om models with ais_bench (Huawei's ``ais_infer``, later ``ais_bench``).
+
+Two uses: inference over a folder of ``.bin`` inputs, one ais_bench per NPU
+device, and pure-inference timing (no ``--input``: ais_bench feeds its own
+data ``--loop`` times). ais_bench names each output after its input file
+(``12.bin`` -> ``12_0.bin``) inside ``--output/--output_dirname``.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+from ..atomic import atomic_path
+from ..charids import MAX_CHARS
+from ..errors import StageError
+from . import om_manifest
+from .ais_summary import merge_stats, percentile, read_summary, stats_of
+from .npu_smi import check_devices, detect_chips, soc_version
+from .shards import gather_outputs, input_files, link_share, round_robin
+
+__all__ = [
+    "ais_bench_prefix", "infer_command", "perf_command", "read_summary", "run_inference", "run_perf",
+]
+
+DEFAULT_PREFIX = "python3 -m ais_bench"
+INSTALL_HINT = (
+    "install the aclruntime and ais_bench wheels "
+    "(https://gitee.com/ascend/tools/tree/master/ais-bench_workload/tool/ais_bench) "
+    "or set AIS_BENCH to the command that runs it"
+)
+INFER_SCHEMA = "elmo-infer-summary/1"
+TAIL_LINES = 20
+
+
+def ais_bench_prefix() -> List[str]:
+    """argv prefix from ``$AIS_BENCH`` (default ``python3 -m ais_bench``), checked to exist."""
+    text = os.environ.get("AIS_BENCH", "").strip() or DEFAULT_PREFIX
+    argv = shlex.split(text)
+    exe = shutil.which(argv[0])
+    if exe is None:
+        raise StageError(f"ais_bench not found ({argv[0]} not on PATH for `{text}`); {INSTALL_HINT}")
+    if len(argv) >= 3 and argv[1] == "-m":
+        probe = "import importlib.util, sys; sys.exit(importlib.util.find_spec(sys.argv[1]) is None)"
+        try:
+            missing = subprocess.run([exe, "-c", probe, argv[2]], timeout=120).returncode != 0
+        except (OSError, subprocess.TimeoutExpired):
+            missing = True
+        if missing:
+            raise StageError(f"ais_bench not found (`{text}`: no module {argv[2]} for {exe}); {INSTALL_HINT}")
+    elif len(argv) >= 2 and argv[1].endswith(".py") and not Path(argv[1]).is_file():
+        raise StageError(f"ais_bench not found ({argv[1]} does not exist); {INSTALL_HINT}")
+    return argv
+
+
+def infer_command(om, input_dir, output_root, dirname, device, dym_batch=None, *,
+                  prefix: Optional[List[str]] = None) -> List[str]:
+    argv = list(prefix if prefix is not None else shlex.split(os.environ.get("AIS_BENCH", "") or DEFAULT_PREFIX))
+    argv += [
+        "--model", str(om),
+        "--input", str(input_dir),
+        "--output", str(output_root),
+        "--output_dirname", str(dirname),
+        "--outfmt", "BIN",
+        "--device", str(int(device)),
+    ]
+    if dym_batch is not None:
+        argv += ["--dymBatch", str(int(dym_batch))]
+    return argv
+
+
+def perf_command(om, *, loop: int, warmup: int, device: int, batch: int, dym_batch=None,
+                 output_root=None, dirname: str = "perf", prefix: Optional[List[str]] = None) -> List[str]:
+    """Pure inference: no ``--input``; ``--output`` only so the summary lands somewhere known."""
+    argv = list(prefix if prefix is not None else shlex.split(os.environ.get("AIS_BENCH", "") or DEFAULT_PREFIX))
+    argv += [
+        "--model", str(om),
+        "--loop", str(int(loop)),
+        "--warmup_count", str(int(warmup)),
+        "--device", str(int(device)),
+        "--batchsize", str(int(batch)),
+    ]
+    if dym_batch is not None:
+        argv += ["--dymBatch", str(int(dym_batch))]
+    if output_root is not None:
+        argv += ["--output", str(output_root), "--output_dirname", str(dirname)]
+    return argv
+
+
+def _tail(path: Path, n: int = TAIL_LINES) -> str:
+    try:
+        lines = [ln.rstrip() for ln in path.read_text(encoding="utf-8", errors="replace").splitlines()]
+    except OSError:
+        return "(no log)"
+    lines = [ln for ln in lines if ln.strip()]
+    return "\n".join(lines[-n:]) if lines else "(ais_bench printed nothing)"
+
+
+def _check_host(manifest: dict, om: Path, devices: Sequence[int]) -> List[int]:
+    """The om's chip against this host's, and the device ids against its chips."""
+    chips = detect_chips()
+    # Deliberately not SOC_VERSION: that names the chip to build for, which
+    # may be another host's; what runs here is what npu-smi reports.
+    host = soc_version(chips)
+    built = manifest["soc_version"]
+    if built != host:
+        raise StageError(f"{om.name} was built for {built} but this host has {host}; rerun make om")
+    return check_devices(chips, devices)
+
+
+def _check_inputs(files: Sequence[Path], word_len: int, om: Path) -> None:
+    need = 1 * word_len * MAX_CHARS * 4
+    for path in files:
+        size = path.stat().st_size
+        if size != need:
+            raise StageError(
+                f"{path}: {size} bytes, but {om.name} takes one sentence of int32 [1,{word_len},{MAX_CHARS}] "
+                f"= {need} bytes; rerun make data with WORD_LEN={word_len} or rebuild the om"
+            )
+
+
+def _run_devices(jobs: Dict[int, List[str]], logs: Dict[int, Path]) -> None:
+    """Start every device's ais_bench at once, then wait for all of them."""
+    running = {}
+    try:
+        for device, argv in jobs.items():
+            with logs[device].open("wb") as log:
+                running[device] = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+        failed = [(d, p.wait()) for d, p in running.items()]
+    except OSError as exc:
+        raise StageError(f"could not start ais_bench ({exc}); check AIS_BENCH")
+    finally:
+        for proc in running.values():
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    for device, status in failed:
+        if status != 0:
+            raise StageError(
+                f"ais_bench failed on NPU device {device} (exit status {status}); last lines of its log:\n"
+                + _tail(logs[device])
+            )
+
+
+def _combine(parts: Sequence[dict], counts: Sequence[int], batch: int) -> dict:
+    """One run's timings from each device's ais_bench summary."""
+    lists = [part["npu_compute_time_list"] for part in parts]
+    if all(lists):
+        latency = stats_of([x for one in lists for x in one])
+    else:
+        latency = merge_stats([part["npu_compute_ms"] for part in parts], counts)
+    rates = [
+        part["throughput"] if part["throughput"] is not None else 1000.0 * batch / part["npu_compute_ms"]["mean"]
+        for part in parts
+    ]
+    return {
+        "latency_ms": {k: latency[k] for k in ("mean", "median", "min", "max", "p99")},
+        # Devices run side by side, so their rates add up.
+        "throughput": sum(rates),
+        "h2d_ms": merge_stats([part["h2d_ms"] for part in parts], counts),
+        "d2h_ms": merge_stats([part["d2h_ms"] for part in parts], counts),
+    }
+
+
+def run_inference(om, input_dir, output_dir, *, devices: Sequence[int] = (0,), batch_size: int = 1,
+                  dym_batch: Optional[int] = None) -> dict:
+    """Outputs ``<stem>_0.bin`` for every input ``<stem>.bin``, plus ``summary.json``, in ``output_dir``.
+
+    Returns the summary (schema ``elmo-infer-summary/1``) that it also writes.
+    ais_bench's logs and summary files are kept in ``output_dir/ais_bench/``
+    (``tool.summary_files`` lists them relative to ``output_dir``); the
+    commands it records name temporary input folders that no longer exist.
+    """
+    given = {"model": str(om), "input_dir": str(input_dir), "output_dir": str(output_dir)}
+    om = Path(om).resolve()
+    output_dir = Path(output_dir)
+    manifest = om_manifest.read_manifest(om)
+    if batch_size != 1:
+        raise StageError(f"batch_size={batch_size}: inference runs one sentence per .bin file (batch 1)")
+    dym = om_manifest.pick_batch(manifest, batch_size, dym_batch, om)
+    files = input_files(input_dir)
+    _check_inputs(files, om_manifest.word_len(manifest), om)
+    devices = _check_host(manifest, om, devices)
+    prefix = ais_bench_prefix()
+    shares = round_robin(files, devices)
+
+    with atomic_path(output_dir) as tmp:
+        tmp.mkdir()
+        work = tmp / "_work"
+        tool_dir = tmp / "ais_bench"
+        (work / "out").mkdir(parents=True)
+        tool_dir.mkdir()
+        jobs, logs = {}, {}
+        for device, share in shares.items():
+            folder = link_share(share, work / "in" / f"device{device}")
+            jobs[device] = infer_command(om, folder, work / "out", f"device{device}", device, dym, prefix=prefix)
+            logs[device] = tool_dir / f"device{device}.log"
+        _run_devices(jobs, logs)
+
+        missing, parts, counts, summary_files = [], [], [], []
+        for device, share in shares.items():
+            part = read_summary(work / "out", f"device{device}")
+            kept = tool_dir / f"device{device}_summary.json"
+            shutil.copyfile(part["summary_file"], str(kept))
+            summary_files.append(str(kept.relative_to(tmp)))
+            missing += gather_outputs(work / "out" / f"device{device}", [p.stem for p in share], tmp)
+            parts.append(part)
+            counts.append(len(share))
+        if missing:
+            shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+            raise StageError(f"ais_bench wrote no output for {len(missing)} of {len(files)} inputs: {shown}")
+        shutil.rmtree(str(work))
+
+        timing = _combine(parts, counts, batch_size)
+        summary = {
+            "schema": INFER_SCHEMA,
+            "target": "ascend",
+            "model": given["model"],
+            "input_dir": given["input_dir"],
+            "output_dir": given["output_dir"],
+            "inputs": len(files),
+            "outputs": len(files),
+            "batch_size": batch_size,
+            **timing,
+            "devices": list(shares),
+            "tool": {
+                "name": "ais_bench",
+                "commands": [jobs[d] for d in shares],
+                "summary_files": summary_files,
+            },
+        }
+        (tmp / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    return summary
+
+
+def run_perf(om, *, batch: int, loop: int, warmup: int, device: int, dym_batch: Optional[int] = None) -> dict:
+    """Pure-inference timing of ``om`` at ``batch`` on one device."""
+    om = Path(om).resolve()
+    manifest = om_manifest.read_manifest(om)
+    if int(loop) < 1 or int(warmup) < 0:
+        raise StageError(f"loop must be >= 1 and warmup >= 0, got loop={loop} warmup={warmup}")
+    dym = om_manifest.pick_batch(manifest, int(batch), dym_batch, om)
+    _check_host(manifest, om, [device])
+    prefix = ais_bench_prefix()
+    work = Path(tempfile.mkdtemp(prefix="elmo-perf-"))
+    try:
+        command = perf_command(om, loop=loop, warmup=warmup, device=device, batch=batch, dym_batch=dym,
+                               output_root=work, dirname="perf", prefix=prefix)
+        log = work / "ais_bench.log"
+        _run_devices({device: command}, {device: log})
+        result = read_summary(work, "perf")
+    finally:
+        shutil.rmtree(str(work), ignore_errors=True)
+
+    npu = result["npu_compute_ms"]
+    if not npu["mean"] > 0:
+        raise StageError(f"ais_bench reported a mean NPU compute time of {npu['mean']} ms; cannot time {om.name}")
+    times = result["npu_compute_time_list"]
+    return {
+        "batch": int(batch),
+        # ais_bench's own definition of throughput.
+        "sentences_per_s": 1000.0 * int(batch) / npu["mean"],
+        "latency_ms": {
+            "mean": npu["mean"],
+            "p50": npu["median"],
+            "p90": percentile(times, 90) if times else None,
+            "p99": npu["p99"],
+        },
+        "h2d_ms": result["h2d_ms"],
+        "d2h_ms": result["d2h_ms"],
+        "iterations": int(loop),
+        "warmup": int(warmup),
+        "device": int(device),
+        "tool": "ais_bench",
+        "command": command,
+    }

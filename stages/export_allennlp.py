@@ -1,0 +1,153 @@
+"""ONNX export with allennlp's own ``Elmo``: the seed guide's route.
+
+Runs only in the export image (Python 3.9, torch 1.9.1, allennlp 2.7.0 with
+docker/allennlp-opset11.patch applied), where ``python -m stages export
+--exporter allennlp`` reaches it. ``allennlp_eager`` runs the same module
+without ONNX, for the parity check.
+
+What tracing allennlp's module bakes into the graph: allennlp reads the
+sentence lengths of the example batch into Python numbers (to place the
+end-of-sentence marks and to size its LSTM steps), so the graph is exact only
+for batches whose rows are as long as the example's. The example here fills
+every row to ``word_len`` tokens, so full rows match allennlp eager; a row
+ending in zero (padding) rows is run as if the padding were tokens. For the
+same reason the batch size is fixed; ``dynamic_batch`` is refused.
+"""
+from __future__ import annotations
+
+import inspect
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from .atomic import atomic_path
+from .charids import MAX_CHARS, batch_ids
+from .errors import StageError
+from .onnx_info import describe
+
+OPSET = 11
+# The line docker/allennlp-opset11.patch writes into _ElmoBiLm.forward.
+PATCHED_LINE = "torch.split(lstm_outputs, 1, dim=0)"
+
+
+def _allennlp():
+    """torch and allennlp's ``elmo`` module, or a StageError saying where they are."""
+    try:
+        with warnings.catch_warnings():
+            # google-auth and friends warn about Python 3.9 on import; they
+            # are allennlp's dependencies, not used here.
+            warnings.simplefilter("ignore", FutureWarning)
+            import torch
+            from allennlp.modules import elmo as elmo_module
+    except ImportError as exc:
+        raise StageError(
+            f"the allennlp exporter needs torch 1.9 and allennlp 2.7.0 ({exc}); "
+            "run it in the export image (make image-export, RUNNER=docker)"
+        )
+    source = inspect.getsource(elmo_module._ElmoBiLm.forward)
+    if PATCHED_LINE not in source:
+        raise StageError(
+            f"{elmo_module.__file__} lacks the opset-11 edit ({PATCHED_LINE}): "
+            "apply docker/allennlp-opset11.patch, or use the export image, which has it"
+        )
+    return torch, elmo_module
+
+
+def _fresh_elmo(options, weights):
+    """A newly built allennlp ``Elmo`` in eval mode.
+
+    New for every call because the module is stateful: after a forward pass it
+    keeps each row's LSTM state and starts the next batch from it, and
+    tracing such a module freezes that state into the graph.
+    """
+    for label, path in (("options", options), ("weights", weights)):
+        if not Path(path).is_file():
+            raise StageError(f"ELMo {label} file {path} not found")
+    torch, elmo_module = _allennlp()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        model = elmo_module.Elmo(str(options), str(weights), 1, dropout=0.0)
+    return torch, model.eval()
+
+
+def _full_rows(batch: int, word_len: int) -> np.ndarray:
+    """Example ids with every row ``word_len`` tokens long (see the module doc)."""
+    words = ("the", "model", "reads", "every", "token", "of", "this", "sentence")
+    rows = [[words[(r + i) % len(words)] for i in range(word_len)] for r in range(batch)]
+    return batch_ids(rows, word_len)
+
+
+def export_allennlp(options, weights, out_path, *, batch: int, word_len: int, dynamic_batch: bool = False) -> dict:
+    """Export allennlp ``Elmo`` (one mixed output, dropout 0) to ONNX opset 11.
+
+    Graph: int32 ``input`` [batch, word_len, 50] -> float32 ``output``
+    [batch, word_len, 2 * projection_dim]. Written to a temporary name and
+    renamed, so an interrupted export leaves no file behind.
+    """
+    if batch < 1 or word_len < 1:
+        raise StageError("batch and word_len must be at least 1")
+    if dynamic_batch:
+        raise StageError(
+            "the allennlp exporter cannot make the batch dynamic: allennlp loops over the example's rows "
+            "in Python, so the traced graph has the batch size built in; use --exporter native"
+        )
+    import onnx
+
+    torch, elmo = _fresh_elmo(options, weights)
+
+    class Graph(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.elmo = elmo
+
+        def forward(self, input):  # noqa: A002 - the ONNX input is named "input"
+            return self.elmo(input)["elmo_representations"][0]
+
+    example = torch.from_numpy(_full_rows(batch, word_len))
+    started = time.perf_counter()
+    with atomic_path(out_path) as tmp:
+        with torch.no_grad(), warnings.catch_warnings():
+            # The tracer warns about every Python number it bakes in; the
+            # module doc says which ones matter.
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)
+            torch.onnx.export(
+                Graph().eval(),
+                (example,),
+                str(tmp),
+                opset_version=OPSET,
+                input_names=["input"],
+                output_names=["output"],
+                do_constant_folding=True,
+            )
+        model = onnx.load(str(tmp))
+        try:
+            onnx.checker.check_model(model)
+        except onnx.checker.ValidationError as exc:
+            raise StageError(f"{out_path}: exported graph fails onnx.checker ({exc})")
+        info = describe(model)
+    import allennlp
+
+    info.update(
+        exporter="allennlp",
+        opset=OPSET,
+        export_seconds=round(time.perf_counter() - started, 2),
+        batch=batch,
+        word_len=word_len,
+        torch=torch.__version__,
+        allennlp=allennlp.__version__,
+        traced_rows="full",
+    )
+    return info
+
+
+def allennlp_eager(options, weights, char_ids: np.ndarray) -> np.ndarray:
+    """allennlp ``Elmo`` output for ``char_ids`` [B, W, 50], from a fresh (zero-state) module."""
+    char_ids = np.asarray(char_ids)
+    if char_ids.ndim != 3 or char_ids.shape[-1] != MAX_CHARS:
+        raise StageError(f"character ids must be [batch, words, {MAX_CHARS}], got {list(char_ids.shape)}")
+    torch, elmo = _fresh_elmo(options, weights)
+    with torch.no_grad():
+        out = elmo(torch.from_numpy(char_ids.astype(np.int64)))["elmo_representations"][0]
+    return out.numpy().astype(np.float32)

@@ -1,0 +1,50 @@
+"""Shared test fixtures: the bilm-tf ground truth and small generated models."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+FIXTURE = REPO.parent / "shared" / "fixtures" / "elmo-bilm-tf"
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+
+@pytest.fixture(scope="session")
+def bilm_fixture() -> Path:
+    """The trained bilm-tf test model and its embeddings (../shared/fixtures/elmo-bilm-tf)."""
+    if not (FIXTURE / "lm_weights.hdf5").is_file():
+        pytest.skip(f"bilm-tf fixture not found at {FIXTURE} (it lives in the workplace's shared/ folder)")
+    return FIXTURE
+
+
+@pytest.fixture(scope="session")
+def fixture_sentences(bilm_fixture) -> list:
+    """sentences[k][i]: row k of batch i, as token lists."""
+    raw = json.loads((bilm_fixture / "sentences.json").read_text())
+    return [[s.split() for s in row] for row in raw]
+
+
+TINY_OPTIONS = {
+    "lstm": {"use_skip_connections": True, "projection_dim": 8, "cell_clip": 3, "proj_clip": 3, "dim": 16,
+             "n_layers": 2},
+    "char_cnn": {"activation": "tanh", "filters": [[1, 4], [2, 4], [3, 8]], "n_highway": 1,
+                 "embedding": {"dim": 4}, "n_characters": 262, "max_characters_per_token": 50},
+}
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory):
+    """(options.json, weights.hdf5) of a tiny synthetic model in the official layout."""
+    from stages.elmo_options import ElmoOptions
+    from stages.hdf5_weights import synthetic_weights, write_weights
+
+    folder = tmp_path_factory.mktemp("tiny-model")
+    options_path = folder / "options.json"
+    weights_path = folder / "weights.hdf5"
+    options_path.write_text(json.dumps(TINY_OPTIONS))
+    write_weights(weights_path, synthetic_weights(ElmoOptions.from_dict(TINY_OPTIONS), seed=3))
+    return options_path, weights_path
