@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import inspect
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -72,7 +73,9 @@ def _export(module, out_path, *, batch, word_len, dynamic_batch, exporter) -> di
         kwargs["dynamo"] = False
     started = time.perf_counter()
     with atomic_path(out_path) as tmp:
-        with torch.no_grad():
+        with torch.no_grad(), warnings.catch_warnings():
+            # The TorchScript exporter is chosen on purpose (opset 11); its deprecation notice is noise.
+            warnings.simplefilter("ignore", DeprecationWarning)
             torch.onnx.export(module, (dummy,), str(tmp), **kwargs)
         try:
             onnx.checker.check_model(str(tmp))
