@@ -16,6 +16,7 @@ def atomic_path(dest):
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(f".{dest.name}.tmp-{os.getpid()}")
     _remove(tmp)
+    _remove_orphans(dest)
     try:
         yield tmp
         if dest.is_dir() and tmp.is_dir():
@@ -33,6 +34,29 @@ def write_json(dest, payload) -> None:
 def write_text(dest, text: str) -> None:
     with atomic_path(dest) as tmp:
         tmp.write_text(text, encoding="utf-8")
+
+
+def _remove_orphans(dest: Path) -> None:
+    """Temporaries left by a run that was killed (its pid is gone) are garbage."""
+    for stale in dest.parent.glob(f".{dest.name}.tmp-*"):
+        pid = stale.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and not _alive(int(pid)):
+            _remove(stale)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A killed process whose parent never reaped it still answers kill(0).
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state not in ("Z", "X")
 
 
 def _remove(path: Path) -> None:

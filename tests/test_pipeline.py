@@ -1,0 +1,155 @@
+"""The whole chain through make, on small models: data -> export -> simplify ->
+offline model -> infer -> accuracy -> perf, and the reruns a user relies on."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.conftest import REPO, TINY_OPTIONS
+
+PERF = ["BATCH=1 4", "PERF_SECONDS=0.2", "WORD_LEN=8", "DATASET=sample", "THREADS=2"]
+
+
+def make(*args, check=True, env=None):
+    done = subprocess.run(["make", "--no-print-directory", "-C", str(REPO), *args], capture_output=True,
+                          text=True, env=env)
+    if check and done.returncode != 0:
+        raise AssertionError(f"make {' '.join(args)} failed ({done.returncode}):\n{done.stdout[-3000:]}\n"
+                             f"{done.stderr[-3000:]}")
+    return done
+
+
+@pytest.fixture(scope="module")
+def tiny_synthetic(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("pipeline")
+    like = folder / "tiny_options.json"
+    like.write_text(json.dumps(TINY_OPTIONS))
+    return folder, [f"ARTIFACTS={folder / 'artifacts'}", "WEIGHTS=synthetic", f"SYNTHETIC_LIKE={like}", *PERF]
+
+
+@pytest.fixture(scope="module")
+def first_run(tiny_synthetic):
+    folder, settings = tiny_synthetic
+    done = make("accuracy", "perf", *settings)
+    return folder / "artifacts", settings, done
+
+
+def test_accuracy_report(first_run):
+    artifacts, _, done = first_run
+    report = json.loads((artifacts / "reports" / "accuracy.json").read_text())
+    assert report["schema"] == "elmo-accuracy/1" and report["passed"] is True
+    assert report["target"] == "cpu" and report["precision"] == "fp32"
+    assert report["weights"]["synthetic"] is True and "SYNTHETIC" in report["weights"]["label"]
+    assert "shipped sample" in report["data"]["label"]
+    assert report["data"]["samples"] >= 150 and len(report["data"]["source_files"]) == 2
+    assert all(len(f["sha256"]) == 64 for f in report["data"]["source_files"])
+    assert Path(report["data"]["sentences"]).is_file() and Path(report["data"]["inputs"]).is_dir()
+    assert report["padding_max_abs"] == 0.0
+    by_ref = {c["reference"]: c for c in report["comparisons"]}
+    assert set(by_ref) == {"onnxruntime-fp32", "pytorch-unpadded"}
+    for comparison in by_ref.values():
+        assert comparison["token_cosine"]["min"] >= 0.99999
+        assert comparison["sentence_cosine"]["count"] == report["data"]["samples"]
+    assert (artifacts / "reports" / "accuracy.md").read_text().startswith("# Accuracy: PASSED")
+    assert (artifacts / "reports" / "accuracy_hist.png").read_bytes()[:4] == b"\x89PNG"
+    assert "accuracy: PASSED" in done.stdout
+
+
+def test_outputs_in_ais_bench_layout(first_run):
+    artifacts, _, _ = first_run
+    (summary_path,) = artifacts.glob("outputs/cpu/*/*/summary.json")
+    summary = json.loads(summary_path.read_text())
+    assert summary["schema"] == "elmo-infer-summary/1"
+    assert summary["inputs"] == summary["outputs"] == len(list(summary_path.parent.glob("*_0.bin")))
+    assert summary["throughput"] == pytest.approx(1000.0 / summary["latency_ms"]["mean"])
+    first = np.fromfile(str(summary_path.parent / "0_0.bin"), dtype=np.float32)
+    assert first.size == 8 * 16  # [1, WORD_LEN, 2 x projection_dim]
+
+
+def test_perf_report(first_run):
+    artifacts, _, _ = first_run
+    report = json.loads((artifacts / "reports" / "perf.json").read_text())
+    assert report["schema"] == "elmo-perf/1" and report["weights_synthetic"] is True
+    kinds = {(r["kind"], r["batch"]) for r in report["results"]}
+    assert kinds == {(k, b) for k in ("baseline", "target", "pytorch") for b in (1, 4)}
+    for r in report["results"]:
+        assert r["iterations"] >= 1 and r["sentences_per_s"] > 0
+        assert r["latency_ms"]["p50"] <= r["latency_ms"]["p90"] <= r["latency_ms"]["p99"]
+        assert r["roofline"]["flops_per_sentence"] > 0
+    baseline = [r for r in report["results"] if r["kind"] == "baseline"]
+    assert all(r["speedup_vs_baseline_same_batch"] == 1.0 for r in baseline)
+    assert [p["sentences_per_s"] for p in report["published"]] == [41.78, 26.74]
+    assert all(p["label"] == "published, other hardware" for p in report["published"])
+    assert (artifacts / "reports" / "perf.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_rerun_does_nothing(first_run):
+    _, settings, _ = first_run
+    done = make("accuracy", "perf", *settings)
+    assert "-m stages" not in done.stdout
+
+
+def test_changed_setting_redoes_only_what_depends_on_it(first_run):
+    _, settings, _ = first_run
+    done = make("om", *settings, "PRECISION=int8")
+    assert "stages compile" in done.stdout and "--precision int8" in done.stdout
+    assert "stages export" not in done.stdout and "stages weights" not in done.stdout
+
+
+def test_failed_gate_exits_nonzero_and_fails_again(first_run):
+    artifacts, settings, _ = first_run
+    for _ in range(2):
+        done = make("accuracy", *settings, "TOKEN_COS_MIN=1.5", check=False)
+        assert done.returncode != 0
+        assert "accuracy: FAILED" in done.stderr
+    assert json.loads((artifacts / "reports" / "accuracy.json").read_text())["passed"] is False
+
+
+def test_killed_run_is_finished_by_rerun(tmp_path):
+    like = tmp_path / "tiny_options.json"
+    like.write_text(json.dumps(TINY_OPTIONS))
+    settings = [f"ARTIFACTS={tmp_path / 'a'}", "WEIGHTS=synthetic", f"SYNTHETIC_LIKE={like}", *PERF]
+    proc = subprocess.Popen(["make", "-C", str(REPO), "accuracy", *settings], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 120
+    # Kill it while the data stage or later is writing (a temporary is on disk).
+    while time.time() < deadline and proc.poll() is None:
+        if list((tmp_path / "a").glob("**/.*.tmp-*")) and list((tmp_path / "a").glob("model/*/*.onnx")):
+            break
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done = make("accuracy", *settings)
+    assert "accuracy: PASSED" in done.stdout
+    assert not list((tmp_path / "a").glob("**/.*.tmp-*"))
+
+
+def test_int8_gate_holds_on_trained_fixture(bilm_fixture, tmp_path):
+    """Random weights can flatter quantization: judge int8 on the trained bilm-tf model too."""
+    settings = [f"ARTIFACTS={tmp_path / 'a'}", f"ELMO_OPTIONS={bilm_fixture / 'options.json'}",
+                f"ELMO_WEIGHTS={bilm_fixture / 'lm_weights.hdf5'}", "PRECISION=int8", *PERF]
+    make("accuracy", *settings)
+    report = json.loads((tmp_path / "a" / "reports" / "accuracy.json").read_text())
+    assert report["passed"] and report["precision"] == "int8" and report["weights"]["kind"] == "user"
+    assert report["comparisons"][1]["token_cosine"]["min"] >= 0.99
+
+
+def test_bad_settings_are_one_clear_line():
+    done = make("om", "TARGET=gpu", check=False)
+    assert done.returncode != 0 and "TARGET=gpu: use cpu or ascend" in done.stderr
+    done = make("om", "RUNNER=podman", check=False)
+    assert done.returncode != 0 and "RUNNER=podman: use host or docker" in done.stderr
+
+
+def test_help_lists_targets_and_variables():
+    out = make("help").stdout
+    for word in ("om", "accuracy", "perf", "clean", "test", "TARGET", "RUNNER", "WORD_LEN", "BATCH", "FILE_NUM",
+                 "WEIGHTS", "DATASET", "ARTIFACTS", "PRECISION"):
+        assert word in out
