@@ -82,19 +82,20 @@ empty :=
 space := $(empty) $(empty)
 BATCHES := $(strip $(BATCH))
 BATCH_TAG := $(subst $(space),-,$(BATCHES))
-FIRST_BATCH := $(firstword $(BATCHES))
 WEIGHTS_TAG := $(if $(ELMO_WEIGHTS),user-$(shell echo '$(abspath $(ELMO_OPTIONS)) $(abspath $(ELMO_WEIGHTS))' | sha256sum | cut -c1-8),$(WEIGHTS)$(if $(SYNTHETIC_LIKE),-like-$(shell echo '$(abspath $(SYNTHETIC_LIKE))' | sha256sum | cut -c1-8)))
 DATA_TAG := $(if $(DATASET_DIR),dir-$(shell echo '$(abspath $(DATASET_DIR))' | sha256sum | cut -c1-8),$(DATASET))-f$(FILE_NUM)-w$(WORD_LEN)
 
-# The CPU target serves every batch size from one dynamic-batch model; atc wants
-# static shapes, so the ascend target exports the static graph for a single
-# batch size and a dynamic-batch one (compiled with --dynamic_batch_size) otherwise.
+# The CPU target serves every batch size from one dynamic-batch model. atc wants
+# static shapes, so the ascend target exports the static graph when batch 1 is
+# all it needs, else a dynamic-batch one compiled with --dynamic_batch_size.
+# Batch 1 is always among the om's sizes: accuracy feeds it [1, W, 50] files.
+OM_BATCHES := $(sort 1 $(BATCHES))
 ifeq ($(TARGET),cpu)
 EXPORT_SHAPE := dyn
 else
-EXPORT_SHAPE := $(if $(word 2,$(BATCHES)),dyn,b$(FIRST_BATCH))
+EXPORT_SHAPE := $(if $(word 2,$(OM_BATCHES)),dyn,b1)
 endif
-EXPORT_FLAGS := $(if $(filter dyn,$(EXPORT_SHAPE)),--dynamic-batch,--batch $(FIRST_BATCH))
+EXPORT_FLAGS := $(if $(filter dyn,$(EXPORT_SHAPE)),--dynamic-batch,--batch 1)
 
 WEIGHTS_DIR := $(ARTIFACTS)/weights/$(WEIGHTS_TAG)
 SOURCE_JSON := $(WEIGHTS_DIR)/source.json
@@ -110,9 +111,9 @@ OM := $(OM_DIR)/elmo_w$(WORD_LEN)_$(EXPORT_SHAPE)_$(PRECISION).ort.onnx
 OM_FLAGS := --precision $(PRECISION) --threads $(THREADS)
 RUN_FLAVOUR := $(PRECISION)
 else
-OM := $(OM_DIR)/elmo_w$(WORD_LEN)_b$(BATCH_TAG)$(if $(PRECISION_MODE),_$(PRECISION_MODE)).om
-OM_FLAGS := --batch "$(BATCHES)" --word-len $(WORD_LEN) $(if $(SOC_VERSION),--soc-version $(SOC_VERSION)) $(if $(PRECISION_MODE),--precision-mode $(PRECISION_MODE))
-RUN_FLAVOUR := b$(BATCH_TAG)$(if $(PRECISION_MODE),_$(PRECISION_MODE))
+OM := $(OM_DIR)/elmo_w$(WORD_LEN)_b$(subst $(space),-,$(OM_BATCHES))$(if $(PRECISION_MODE),_$(PRECISION_MODE)).om
+OM_FLAGS := --batch "$(OM_BATCHES)" --word-len $(WORD_LEN) $(if $(SOC_VERSION),--soc-version $(SOC_VERSION)) $(if $(PRECISION_MODE),--precision-mode $(PRECISION_MODE))
+RUN_FLAVOUR := b$(subst $(space),-,$(OM_BATCHES))$(if $(PRECISION_MODE),_$(PRECISION_MODE))
 endif
 OUTPUTS := $(ARTIFACTS)/outputs/$(TARGET)/$(WEIGHTS_TAG)/$(DATA_TAG)_$(RUN_FLAVOUR)
 OUTPUTS_SUMMARY := $(OUTPUTS)/summary.json
@@ -150,6 +151,9 @@ help: ## list targets and variables
 	@echo
 	@echo "Current values:"
 	@$(foreach v,$(HELP_VARS),printf '  %-17s= %s\n' '$(v)' '$($(v))';)
+
+print-%: # make -s print-VAR shows a variable's value (used by tests and scripts)
+	@echo '$($*)'
 
 om: $(OM) ## build the offline model for TARGET (cpu: ONNX Runtime; ascend: atc .om)
 accuracy: $(ACCURACY_OK) ## run the target over the corpus and judge it (reports/accuracy.*)
