@@ -12,6 +12,7 @@ def describe(model) -> dict:
     graph = model.graph
     ops = Counter(node.op_type for node in graph.node)
     return {
+        "schema": "elmo-onnx-info/1",
         "nodes": len(graph.node),
         "op_counts": dict(sorted(ops.items())),
         "inputs": {i.name: _dims(i) for i in graph.input},

@@ -27,13 +27,14 @@ def simplify(src, dest) -> dict:
         onnx.checker.check_model(str(tmp))
     after = describe(simplified)
     return {
+        "schema": after["schema"],
         "source": str(src),
         "path": str(dest),
         "onnxsim_version": getattr(onnxsim, "__version__", "unknown"),
         "simplify_seconds": seconds,
         "nodes_before": before["nodes"],
         "nodes_after": after["nodes"],
-        **{k: v for k, v in after.items() if k != "nodes"},
+        **{k: v for k, v in after.items() if k not in ("nodes", "schema")},
         "nodes": after["nodes"],
     }
 

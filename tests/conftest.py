@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -48,3 +49,31 @@ def tiny_model(tmp_path_factory):
     options_path.write_text(json.dumps(TINY_OPTIONS))
     write_weights(weights_path, synthetic_weights(ElmoOptions.from_dict(TINY_OPTIONS), seed=3))
     return options_path, weights_path
+
+
+# Settings for pipeline runs through make: small, quick, on the shipped sample.
+PERF = ["BATCH=1 4", "PERF_SECONDS=0.2", "WORD_LEN=8", "DATASET=sample", "THREADS=2"]
+
+
+def make(*args, check=True, env=None):
+    done = subprocess.run(["make", "--no-print-directory", "-C", str(REPO), *args], capture_output=True,
+                          text=True, env=env)
+    if check and done.returncode != 0:
+        raise AssertionError(f"make {' '.join(args)} failed ({done.returncode}):\n{done.stdout[-3000:]}\n"
+                             f"{done.stderr[-3000:]}")
+    return done
+
+
+@pytest.fixture(scope="session")
+def tiny_synthetic(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("pipeline")
+    like = folder / "tiny_options.json"
+    like.write_text(json.dumps(TINY_OPTIONS))
+    return folder, [f"ARTIFACTS={folder / 'artifacts'}", "WEIGHTS=synthetic", f"SYNTHETIC_LIKE={like}", *PERF]
+
+
+@pytest.fixture(scope="session")
+def first_run(tiny_synthetic):
+    folder, settings = tiny_synthetic
+    done = make("accuracy", "perf", *settings)
+    return folder / "artifacts", settings, done

@@ -9,8 +9,7 @@ import os
 
 import pytest
 
-from tests.conftest import REPO, TINY_OPTIONS
-from tests.test_pipeline import make
+from tests.conftest import REPO, TINY_OPTIONS, make
 
 
 @pytest.fixture(scope="module")

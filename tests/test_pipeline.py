@@ -12,33 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import REPO, TINY_OPTIONS
-
-PERF = ["BATCH=1 4", "PERF_SECONDS=0.2", "WORD_LEN=8", "DATASET=sample", "THREADS=2"]
-
-
-def make(*args, check=True, env=None):
-    done = subprocess.run(["make", "--no-print-directory", "-C", str(REPO), *args], capture_output=True,
-                          text=True, env=env)
-    if check and done.returncode != 0:
-        raise AssertionError(f"make {' '.join(args)} failed ({done.returncode}):\n{done.stdout[-3000:]}\n"
-                             f"{done.stderr[-3000:]}")
-    return done
-
-
-@pytest.fixture(scope="module")
-def tiny_synthetic(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("pipeline")
-    like = folder / "tiny_options.json"
-    like.write_text(json.dumps(TINY_OPTIONS))
-    return folder, [f"ARTIFACTS={folder / 'artifacts'}", "WEIGHTS=synthetic", f"SYNTHETIC_LIKE={like}", *PERF]
-
-
-@pytest.fixture(scope="module")
-def first_run(tiny_synthetic):
-    folder, settings = tiny_synthetic
-    done = make("accuracy", "perf", *settings)
-    return folder / "artifacts", settings, done
+from tests.conftest import PERF, REPO, TINY_OPTIONS, make
 
 
 def test_accuracy_report(first_run):
