@@ -122,6 +122,9 @@ def export_allennlp(options, weights, out_path, *, batch: int, word_len: int, dy
                 do_constant_folding=True,
             )
         model = onnx.load(str(tmp))
+        unguarded = _unguard_split_squeezes(model)
+        if unguarded:
+            onnx.save(model, str(tmp))
         try:
             onnx.checker.check_model(model)
         except onnx.checker.ValidationError as exc:
@@ -138,8 +141,60 @@ def export_allennlp(options, weights, out_path, *, batch: int, word_len: int, dy
         torch=torch.__version__,
         allennlp=allennlp.__version__,
         traced_rows="full",
+        unguarded_squeezes=unguarded,
     )
     return info
+
+
+def _unguard_split_squeezes(model) -> int:
+    """Replace ``If(size == 1, Squeeze, Identity)`` by ``Squeeze`` where the size is 1 by construction.
+
+    torch 1.9 exports ``x.squeeze(0)`` at opset 11 as such an If whenever it
+    does not know the size of the axis, which is the case for the pieces of
+    the patched ``torch.split(lstm_outputs, 1, dim=0)``. A Split into pieces
+    of 1 along the squeezed axis makes the condition always true. onnxsim
+    0.4.36 (the newest for Python 3.9) fails on these If nodes ("Inferred
+    elem type differs"), and a graph without control flow suits atc better.
+    Returns how many were replaced.
+    """
+    from onnx import AttributeProto, helper
+
+    producer = {out: node for node in model.graph.node for out in node.output}
+    nodes, replaced = [], 0
+    for node in model.graph.node:
+        squeeze = _guarded_squeeze(node, producer, AttributeProto)
+        if squeeze is None:
+            nodes.append(node)
+            continue
+        source, axes = squeeze
+        name = f"{node.name or node.output[0]}_squeeze"
+        nodes.append(helper.make_node("Squeeze", [source], list(node.output), name=name, axes=axes))
+        replaced += 1
+    if replaced:
+        del model.graph.node[:]
+        model.graph.node.extend(nodes)
+    return replaced
+
+
+def _guarded_squeeze(node, producer, AttributeProto):
+    """(source, axes) when ``node`` is the If described above, else None."""
+    if node.op_type != "If":
+        return None
+    branches = {a.name: a.g for a in node.attribute}
+    then, other = branches.get("then_branch"), branches.get("else_branch")
+    if then is None or other is None or len(then.node) != 1 or len(other.node) != 1:
+        return None
+    squeeze, identity = then.node[0], other.node[0]
+    if squeeze.op_type != "Squeeze" or identity.op_type != "Identity" or squeeze.input[0] != identity.input[0]:
+        return None
+    axes = [list(a.ints) for a in squeeze.attribute if a.name == "axes"]
+    split = producer.get(squeeze.input[0])
+    if len(axes) != 1 or len(axes[0]) != 1 or split is None or split.op_type != "Split" or len(split.input) != 1:
+        return None
+    attrs = {a.name: (a.i if a.type == AttributeProto.INT else list(a.ints)) for a in split.attribute}
+    if attrs.get("axis", 0) != axes[0][0] or not attrs.get("split") or set(attrs["split"]) != {1}:
+        return None
+    return squeeze.input[0], axes[0]
 
 
 def allennlp_eager(options, weights, char_ids: np.ndarray) -> np.ndarray:

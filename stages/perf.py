@@ -97,46 +97,120 @@ def model_cost(options, word_len: int, batch: int, weight_bytes: int) -> dict:
     return {"flops_per_sentence": float(flops), "weight_bytes_per_sentence": float(weights_moved)}
 
 
+def timed_slot(infer: Callable[[np.ndarray], object], inputs: np.ndarray, seconds: float, min_count: int) -> list:
+    """Call ``infer`` for ``seconds`` (at least ``min_count`` times); the duration of each call."""
+    timings = []
+    slot_end = time.perf_counter() + seconds
+    while len(timings) < min_count or time.perf_counter() < slot_end:
+        started = time.perf_counter()
+        infer(inputs)
+        timings.append(time.perf_counter() - started)
+    return timings
+
+
 class Variant:
-    def __init__(self, name: str, kind: str, infer: Callable[[np.ndarray], np.ndarray], rss_mb: float,
-                 precision: str, weight_bytes: int, batches=None):
-        self.name, self.kind, self.infer = name, kind, infer
-        self.rss_mb, self.precision, self.weight_bytes = rss_mb, precision, weight_bytes
+    """One thing to time: a runner in this process."""
+
+    def __init__(self, name: str, kind: str, runner, precision: str, weight_bytes: int, *, model=None,
+                 batches=None, rss_mb=float("nan")):
+        self.name, self.kind, self.runner = name, kind, runner
+        self.precision, self.weight_bytes, self.model = precision, weight_bytes, model
         self.batches = batches  # None: every batch size
+        self.rss_mb = rss_mb
+
+    def _infer(self, ids):
+        return self.runner.infer({"input": ids})
+
+    def warm(self, inputs: np.ndarray, count: int) -> None:
+        for _ in range(count):
+            self._infer(inputs)
+
+    def slot(self, inputs: np.ndarray, seconds: float, min_count: int) -> list:
+        return timed_slot(self._infer, inputs, seconds, min_count)
+
+    def close(self) -> None:
+        pass
+
+
+def _torch_worker(conn, options, weights, threads) -> None:
+    from .runners import TorchRunner
+
+    runner = TorchRunner.load(options, weights, threads=threads)
+    conn.send(("ready", peak_rss_mb()))
+    infer = lambda ids: runner.infer({"input": ids})  # noqa: E731
+    while True:
+        command, inputs, seconds, count = conn.recv()
+        if command == "stop":
+            conn.send(("peak", peak_rss_mb()))
+            return
+        timings = timed_slot(infer, inputs, seconds if command == "slot" else 0.0, count)
+        conn.send(("timings", timings))
+
+
+class WorkerVariant(Variant):
+    """PyTorch eager in its own process: it is timed in the same alternating
+    rounds, but its memory does not count against the ONNX models' peak."""
+
+    def __init__(self, name, kind, options, weights, threads, batches):
+        import multiprocessing
+
+        context = multiprocessing.get_context("spawn")
+        self.conn, child = context.Pipe()
+        self.process = context.Process(target=_torch_worker, args=(child, options, weights, threads), daemon=True)
+        self.process.start()
+        status, rss = self.conn.recv()
+        super().__init__(name, kind, None, "fp32", 4, batches=batches, rss_mb=rss)
+        self.peak_rss_mb = rss
+
+    def warm(self, inputs, count):
+        self.conn.send(("warm", inputs, 0.0, count))
+        self.conn.recv()
+
+    def slot(self, inputs, seconds, min_count):
+        self.conn.send(("slot", inputs, seconds, min_count))
+        return self.conn.recv()[1]
+
+    def close(self):
+        self.conn.send(("stop", None, 0.0, 0))
+        self.peak_rss_mb = self.conn.recv()[1]
+        self.process.join(timeout=30)
+
+
+def _precision_of(model) -> str:
+    manifest_path = Path(str(model) + ".json")
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
+    return manifest.get("precision", "fp32")
 
 
 def _load_variants(args, threads: int) -> List[Variant]:
-    from .runners import OrtRunner, TorchRunner
+    from .runners import OrtRunner
     from .weights import load_source
 
     variants = []
 
-    def add(name, kind, load, precision, weight_bytes, batches=None):
+    def add(name, kind, load, precision, model=None):
         before = _rss_mb()
         runner = load()
-        variants.append(Variant(name, kind, lambda ids: runner.infer({"input": ids})["output"], _rss_mb() - before,
-                                precision, weight_bytes, batches))
+        variants.append(Variant(name, kind, runner, precision, 1 if precision == "int8" else 4, model=model,
+                                rss_mb=_rss_mb() - before))
 
     add("baseline: ORT fp32, simplified ONNX", "baseline",
-        lambda: OrtRunner.load(args.onnx, threads=threads, optimize=True), "fp32", 4)
+        lambda: OrtRunner.load(args.onnx, threads=threads, optimize=True), "fp32", model=args.onnx)
     if args.target == "cpu":
-        manifest_path = Path(str(args.model) + ".json")
-        manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
-        precision = manifest.get("precision", "fp32")
+        precision = _precision_of(args.model)
         add(f"target: cpu offline model ({precision})", "target",
-            lambda: OrtRunner.load(args.model, threads=threads, optimize=False), precision,
-            1 if precision == "int8" else 4)
-    for extra in args.extra_model or []:
-        extra_manifest = json.loads(Path(extra + ".json").read_text())
-        extra_precision = extra_manifest.get("precision", "fp32")
-        add(f"variant: cpu offline model ({extra_precision})", "variant",
-            lambda extra=extra: OrtRunner.load(extra, threads=threads, optimize=False), extra_precision,
-            1 if extra_precision == "int8" else 4)
+            lambda: OrtRunner.load(args.model, threads=threads, optimize=False), precision, model=args.model)
+    for extra in args.variant_model or []:
+        if Path(extra).resolve() == Path(args.model).resolve():
+            continue
+        precision = _precision_of(extra)
+        add(f"variant: cpu offline model ({precision})", "variant",
+            lambda extra=extra: OrtRunner.load(extra, threads=threads, optimize=False), precision, model=extra)
     if not args.no_torch:
         source = load_source(args.weights_source)
         eager_batches = [b for b in args.batch if b <= args.torch_max_batch]
-        add("PyTorch eager", "pytorch", lambda: TorchRunner.load(source["options"], source["weights"],
-                                                                  threads=threads), "fp32", 4, eager_batches)
+        variants.append(WorkerVariant("PyTorch eager", "pytorch", source["options"], source["weights"], threads,
+                                      eager_batches))
     return variants
 
 
@@ -152,18 +226,11 @@ def run_sweep(variants: List[Variant], ids: np.ndarray, batches: List[int], *, s
         active = [v for v in variants if v.batches is None or batch in v.batches]
         timings: Dict[str, List[float]] = {v.name: [] for v in active}
         for v in active:
-            for _ in range(warmup):
-                v.infer(inputs)
+            v.warm(inputs, warmup)
         # Alternate in rounds: a slow patch of the machine lands on every variant.
         for _ in range(rounds):
             for v in active:
-                slot_end = time.perf_counter() + seconds / rounds
-                done = 0
-                while done < max(1, min_iters // rounds) or time.perf_counter() < slot_end:
-                    started = time.perf_counter()
-                    v.infer(inputs)
-                    timings[v.name].append(time.perf_counter() - started)
-                    done += 1
+                timings[v.name] += v.slot(inputs, seconds / rounds, max(1, min_iters // rounds))
                 bar.update(1)
         for v in active:
             ms = np.asarray(timings[v.name]) * 1000.0
@@ -204,6 +271,22 @@ def add_ratios_and_roofline(results: List[dict], variants: List[Variant], option
         }
 
 
+def add_gates(results: List[dict], variants: List[Variant], reports: List[str], target_model) -> None:
+    """Each measured model's accuracy verdict, so a fast variant that fails the
+    gate shows as failing next to its speed."""
+    verdicts = {}
+    for path in reports:
+        report = json.loads(Path(path).read_text(encoding="utf-8"))
+        verdicts[str(Path(report["model"]["path"]).resolve())] = "passed" if report["passed"] else "FAILED"
+    models = {v.name: v.model for v in variants}
+    for r in results:
+        if r["kind"] in ("baseline", "pytorch"):
+            r["accuracy_gate"] = "reference"
+            continue
+        model = models.get(r["variant"]) or target_model  # NPU timings belong to the target's .om
+        r["accuracy_gate"] = verdicts.get(str(Path(model).resolve()), "not judged")
+
+
 def render_markdown(report: dict) -> str:
     m = report["machine"]
     lines = [
@@ -214,13 +297,15 @@ def render_markdown(report: dict) -> str:
         f"- threads: {m['threads']}; copy bandwidth {m['copy_gb_per_s']:.1f} GB/s, "
         f"float32 GEMM {m['gemm_gflop_per_s']:.0f} GFLOP/s (measured in this run)",
         f"- target timings: {report['target_timing']}",
-        f"- peak RSS of this stage: {report['peak_rss_mb']:.0f} MB (all variants loaded together)",
+        f"- peak RSS: {report['peak_rss_mb']['onnxruntime_variants']:.0f} MB for the ONNX Runtime variants, "
+        f"all loaded together; PyTorch eager runs in its own process"
+        + (f" ({report['peak_rss_mb']['pytorch_worker']:.0f} MB)" if report["peak_rss_mb"]["pytorch_worker"] else ""),
         f"- budget: {report['budget']['seconds_per_point']} s per point in {report['budget']['rounds']} "
         f"alternating rounds after {report['budget']['warmup']} untimed warm-up calls",
         "",
         "| variant | batch | sentences/s | x baseline (same batch) | x baseline batch 1 | p50 ms | p90 ms | p99 ms "
-        "| iters | floor fraction |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| iters | floor fraction | accuracy gate |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in report["results"]:
         lat = r["latency_ms"]
@@ -229,7 +314,8 @@ def render_markdown(report: dict) -> str:
         lines.append(
             f"| {r['variant']} | {r['batch']} | {r['sentences_per_s']:.2f} | "
             f"{same:.2f} | {b1:.2f} | {lat['p50']:.1f} | {lat['p90']:.1f} | {lat['p99']:.1f} | "
-            f"{r['iterations']} | {r['roofline']['fraction_of_floor'] if r['roofline'] else float('nan'):.2f} |"
+            f"{r['iterations']} | {r['roofline']['fraction_of_floor'] if r['roofline'] else float('nan'):.2f} | "
+            f"{r['accuracy_gate']} |"
         )
     lines += ["", "Model RSS per variant (MB, growth on load): " +
               ", ".join(f"{k}: {v:.0f}" for k, v in report["model_rss_mb"].items()), ""]
@@ -271,7 +357,10 @@ def plot(report: dict, dest) -> None:
 def register(subparsers) -> None:
     parser = subparsers.add_parser("perf", help="speed sweep: target vs baseline vs PyTorch eager")
     parser.add_argument("--model", required=True, help="the target's offline model")
-    parser.add_argument("--extra-model", action="append", help="another cpu offline model to measure alongside")
+    parser.add_argument("--variant-model", action="append",
+                        help="another cpu offline model (e.g. the int8 one) to measure alongside the target")
+    parser.add_argument("--accuracy-report", action="append",
+                        help="accuracy.json of a model measured here: its gate verdict goes into the report")
     parser.add_argument("--onnx", required=True, help="simplified ONNX (the baseline)")
     parser.add_argument("--data", required=True, help="data stage folder (real inputs)")
     parser.add_argument("--weights-source", required=True)
@@ -307,6 +396,7 @@ def run(args) -> int:
     source = load_source(args.weights_source)
     dataset = json.loads(Path(args.dataset_source).read_text()) if args.dataset_source else {}
     variants = _load_variants(args, threads)
+    onnx_peak = peak_rss_mb()
     machine = measure_machine(threads)
     batches = sorted(set(args.batch))
     results = run_sweep(variants, ids, batches, seconds=args.seconds, warmup=args.warmup,
@@ -315,7 +405,10 @@ def run(args) -> int:
         from .ascend_target import perf_entries
 
         results += perf_entries(args, batches)
+    for v in variants:
+        v.close()
     add_ratios_and_roofline(results, variants, load_options(source["options"]), word_len, machine)
+    add_gates(results, variants, args.accuracy_report or [], args.model)
     report = {
         "schema": SCHEMA,
         "target": args.target,
@@ -331,7 +424,9 @@ def run(args) -> int:
                           else "wall time of session.run, same loop as the baseline"),
         "budget": {"seconds_per_point": args.seconds, "rounds": args.rounds, "warmup": args.warmup,
                    "min_iters": args.min_iters},
-        "peak_rss_mb": peak_rss_mb(),
+        "peak_rss_mb": {"onnxruntime_variants": max(onnx_peak, peak_rss_mb()),
+                        "pytorch_worker": next((v.peak_rss_mb for v in variants if isinstance(v, WorkerVariant)),
+                                               None)},
         "model_rss_mb": {v.name: v.rss_mb for v in variants},
         "results": results,
         "published": PUBLISHED,

@@ -52,7 +52,11 @@ def test_perf_report(first_run):
     report = json.loads((artifacts / "reports" / "perf.json").read_text())
     assert report["schema"] == "elmo-perf/1" and report["weights_synthetic"] is True
     kinds = {(r["kind"], r["batch"]) for r in report["results"]}
-    assert kinds == {(k, b) for k in ("baseline", "target", "pytorch") for b in (1, 4)}
+    assert kinds == {(k, b) for k in ("baseline", "target", "variant", "pytorch") for b in (1, 4)}
+    gates = {(r["kind"], r["precision"]): r["accuracy_gate"] for r in report["results"]}
+    assert gates[("target", "fp32")] == "passed" and gates[("variant", "int8")] == "passed"
+    assert gates[("baseline", "fp32")] == "reference"
+    assert report["peak_rss_mb"]["onnxruntime_variants"] > 0 and report["peak_rss_mb"]["pytorch_worker"] > 0
     for r in report["results"]:
         assert r["iterations"] >= 1 and r["sentences_per_s"] > 0
         assert r["latency_ms"]["p50"] <= r["latency_ms"]["p90"] <= r["latency_ms"]["p99"]
@@ -64,17 +68,29 @@ def test_perf_report(first_run):
     assert (artifacts / "reports" / "perf.png").read_bytes()[:4] == b"\x89PNG"
 
 
+def test_variant_failing_the_gate_is_reported_failing(tiny_synthetic, first_run):
+    artifacts, settings, _ = first_run
+    done = make("perf", *settings, "TOKEN_COS_MIN=0.9999999")
+    report = json.loads((artifacts / "reports" / "perf.json").read_text())
+    gates = {r["precision"]: r["accuracy_gate"] for r in report["results"] if r["kind"] in ("target", "variant")}
+    assert gates == {"fp32": "passed", "int8": "FAILED"}
+    assert "FAILED" in (artifacts / "reports" / "perf.md").read_text()
+    assert done.returncode == 0
+
+
 def test_rerun_does_nothing(first_run):
     _, settings, _ = first_run
+    make("accuracy", "perf", *settings)  # settle after the tests above changed settings
     done = make("accuracy", "perf", *settings)
     assert "-m stages" not in done.stdout
 
 
 def test_changed_setting_redoes_only_what_depends_on_it(first_run):
     _, settings, _ = first_run
-    done = make("om", *settings, "PRECISION=int8")
-    assert "stages compile" in done.stdout and "--precision int8" in done.stdout
-    assert "stages export" not in done.stdout and "stages weights" not in done.stdout
+    done = make("accuracy", *settings, "TOKEN_COS_MIN=0.995")
+    assert "stages accuracy" in done.stdout
+    for stage in ("weights", "data", "export", "simplify", "compile", "infer"):
+        assert f"stages {stage}" not in done.stdout
 
 
 def test_failed_gate_exits_nonzero_and_fails_again(first_run):
