@@ -155,11 +155,12 @@ class ElmoBiLM(nn.Module):
         order = range(steps - 1, -1, -1) if reverse else range(steps)
         for t in order:
             gates = projected[:, t] + h.matmul(hidden_weight)
-            sig = torch.sigmoid(gates[:, : 3 * c])
-            new_cell = sig[:, c : 2 * c] * cell + sig[:, :c] * torch.tanh(gates[:, 3 * c :])
+            sig_part, tanh_part = torch.split(gates, [3 * c, c], dim=-1)
+            in_gate, forget_gate, out_gate = torch.split(torch.sigmoid(sig_part), c, dim=-1)
+            new_cell = forget_gate * cell + in_gate * torch.tanh(tanh_part)
             if cell_clip:
                 new_cell = torch.clamp(new_cell, -cell_clip, cell_clip)
-            new_h = (sig[:, 2 * c : 3 * c] * torch.tanh(new_cell)).matmul(proj_weight)
+            new_h = (out_gate * torch.tanh(new_cell)).matmul(proj_weight)
             if proj_clip:
                 new_h = torch.clamp(new_h, -proj_clip, proj_clip)
             # Padding steps keep the state: the forward pass ends with the state
@@ -168,8 +169,11 @@ class ElmoBiLM(nn.Module):
             real = mask[:, t : t + 1]
             cell = torch.where(real, new_cell, cell)
             h = torch.where(real, new_h, h)
-            outputs[t] = new_h * real.to(new_h.dtype)
-        return torch.stack(outputs, dim=1), (h, cell)
+            outputs[t] = new_h
+        # One Concat + Reshape and one mask Mul, rather than an Unsqueeze and a
+        # Mul per step: at batch 1 the node count is a visible share of the time.
+        stacked = torch.cat(outputs, dim=-1).reshape(-1, steps, h.shape[-1])
+        return stacked * mask.unsqueeze(-1).to(stacked.dtype), (h, cell)
 
     def zero_state(self, batch: int, like: torch.Tensor) -> LstmState:
         p, c = self.options.projection_dim, self.options.cell_dim
