@@ -118,7 +118,8 @@ def official_fetcher(repo_root: Path):
     def fetch(probe_only: bool) -> bool:
         if probe_only:
             return reachable(LM1B_TARBALL[0])
-        fetch_dataset(repo_root / HELDOUT_REL.parent, cache_dir=repo_root / "data" / "cache")
+        url, sha256, _ = LM1B_TARBALL
+        fetch_dataset(repo_root / HELDOUT_REL.parent, url=url, sha256=sha256, cache_dir=repo_root / "data" / "cache")
         return True
 
     return fetch

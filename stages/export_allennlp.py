@@ -12,6 +12,10 @@ for batches whose rows are as long as the example's. The example here fills
 every row to ``word_len`` tokens, so full rows match allennlp eager; a row
 ending in zero (padding) rows is run as if the padding were tokens. For the
 same reason the batch size is fixed; ``dynamic_batch`` is refused.
+
+One change to the traced graph: the If nodes torch 1.9 wraps around the
+squeeze of each biLSTM layer are replaced by plain Squeezes (see
+``_unguard_split_squeezes``), so that onnxsim 0.4.36 can simplify it.
 """
 from __future__ import annotations
 

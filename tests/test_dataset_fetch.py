@@ -143,3 +143,31 @@ def test_archive_without_the_folder_is_an_error(server, tmp_path):
 def test_unknown_member_set_is_refused(tmp_path):
     with pytest.raises(DatasetError, match="heldout"):
         fetch_dataset(tmp_path, members="everything", cache_dir=tmp_path / "cache")
+
+
+def test_make_dataset_path_downloads_and_auto_then_uses_it(server, tmp_path, monkeypatch, capsys):
+    """What `make dataset` and DATASET=auto run: the real download against a local server."""
+    import json
+
+    import stages.official
+    from stages.__main__ import main
+
+    body = _tarball()
+    server.files[TARBALL] = body
+    monkeypatch.setattr(stages.official, "LM1B_TARBALL",
+                        (server.url(TARBALL), hashlib.sha256(body).hexdigest(), len(body)))
+    (tmp_path / "data" / "sample" / HELDOUT).mkdir(parents=True)
+    (tmp_path / "data" / "sample" / HELDOUT / "news.en.heldout-00000-of-00050").write_text("Hi .\n")
+    out = tmp_path / "source.json"
+    assert main(["dataset-source", "--dataset", "auto", "--fetch", "--repo-root", str(tmp_path),
+                 "--out", str(out)]) == 0
+    source = json.loads(out.read_text())
+    assert source["kind"] == "heldout" and "downloaded" in source["reason"]
+    assert sorted(p.name for p in (tmp_path / "data" / ARCHIVE_ROOT / HELDOUT).glob("news.en.*")) == sorted(SENTENCES)
+
+    monkeypatch.setattr(stages.official, "LM1B_TARBALL", (server.url(TARBALL), "0" * 64, len(body)))
+    other = tmp_path / "other"
+    (other / "data").mkdir(parents=True)
+    assert main(["dataset-source", "--dataset", "heldout", "--fetch", "--repo-root", str(other)]) == 2
+    assert "sha256 mismatch" in capsys.readouterr().err
+    assert not list(other.glob(f"data/*/{HELDOUT}"))

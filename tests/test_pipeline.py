@@ -143,3 +143,38 @@ def test_help_lists_targets_and_variables():
     for word in ("om", "accuracy", "perf", "clean", "test", "TARGET", "RUNNER", "WORD_LEN", "BATCH", "FILE_NUM",
                  "WEIGHTS", "DATASET", "ARTIFACTS", "PRECISION"):
         assert word in out
+
+
+def test_fewer_outputs_than_inputs_is_an_error(first_run, tmp_path, capsys):
+    import shutil
+
+    from stages.__main__ import main
+
+    artifacts = first_run[0]
+    (outputs,) = [p.parent for p in artifacts.glob("outputs/cpu/*/*_fp32/summary.json")]
+    partial = tmp_path / "outputs"
+    shutil.copytree(outputs, partial)
+    (partial / "5_0.bin").unlink()
+    (data,) = [p.parent for p in artifacts.glob("data/*/manifest.json")]
+    (sim,) = artifacts.glob("model/*/*_sim.onnx")
+    (source,) = artifacts.glob("weights/*/source.json")
+    code = main(["accuracy", "--data", str(data), "--outputs", str(partial), "--onnx", str(sim),
+                 "--weights-source", str(source), "--report-dir", str(tmp_path / "reports")])
+    assert code == 2 and "5_0.bin: missing output for input 5.bin" in capsys.readouterr().err
+    assert not (tmp_path / "reports" / "accuracy.json").exists()
+
+
+def test_wrong_size_input_is_named(first_run, tmp_path, capsys):
+    import shutil
+
+    from stages.__main__ import main
+
+    artifacts = first_run[0]
+    (data,) = [p.parent for p in artifacts.glob("data/*/manifest.json")]
+    inputs = tmp_path / "bin"
+    shutil.copytree(data / "bin", inputs)
+    (inputs / "3.bin").write_bytes(b"\0" * 100)
+    (model,) = artifacts.glob("om/cpu/*/*_fp32.ort.onnx")
+    assert main(["infer", "--model", str(model), "--input", str(inputs), "--output", str(tmp_path / "out")]) == 2
+    assert "3.bin: 100 bytes, expected 1600" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
