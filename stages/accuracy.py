@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomic import atomic_path, write_json, write_text
+from .atomic import write_json, write_text
 from .errors import StageError
 from .hashing import sha256_file
 from .metrics import compare, summarize
@@ -163,22 +163,16 @@ def render_markdown(report: dict) -> str:
 
 
 def plot_histogram(raw: dict, dest) -> None:
-    import matplotlib
+    from .plots import pyplot, save_png
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, len(raw), figsize=(5 * len(raw), 3.5), squeeze=False)
+    fig, axes = pyplot().subplots(1, len(raw), figsize=(5 * len(raw), 3.5), squeeze=False)
     for ax, (name, values) in zip(axes[0], raw.items()):
         distance = np.clip(1.0 - values["token_cosine"], 1e-12, None)
         ax.hist(np.log10(distance), bins=40, color="#3a7")
         ax.set_title(f"vs {name}")
         ax.set_xlabel("log10(1 - token cosine)")
         ax.set_ylabel("tokens")
-    fig.tight_layout()
-    with atomic_path(dest) as tmp:
-        fig.savefig(str(tmp), format="png", dpi=90)
-    plt.close(fig)
+    save_png(fig, dest)
 
 
 def register(subparsers) -> None:

@@ -10,9 +10,7 @@ The schema is bilm-tf's (also used by allennlp's published models)::
 """
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Tuple
 
 from .charids import MAX_CHARS
@@ -100,11 +98,7 @@ class ElmoOptions:
 
 
 def load_options(path) -> ElmoOptions:
-    path = Path(path)
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise StageError(f"{path}: options file not found; pass --options or set ELMO_OPTIONS")
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise StageError(f"{path}: not valid JSON ({exc}); download the options file again")
+    from .records import read_record
+
+    raw = read_record(path, missing="pass --options or set ELMO_OPTIONS to a bilm-tf/allennlp options.json")
     return ElmoOptions.from_dict(raw, source=str(path))

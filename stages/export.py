@@ -8,7 +8,6 @@ from __future__ import annotations
 import inspect
 import time
 import warnings
-from pathlib import Path
 
 import numpy as np
 

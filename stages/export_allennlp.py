@@ -76,6 +76,28 @@ def _fresh_elmo(options, weights):
     return torch, model.eval()
 
 
+def _own_tensor_memory(torch, module) -> None:
+    """Give every parameter, buffer and plain tensor attribute of ``module`` its own memory.
+
+    allennlp makes some of them over numpy arrays (``torch.from_numpy`` for
+    the sentence-mark ids, ``torch.FloatTensor(array)`` for the character
+    embedding). The ONNX exporter of torch 1.9 keeps the graph's constants in
+    a process-wide map that is destroyed after Python has shut down; freeing a
+    numpy-backed tensor then needs the GIL, and the process dies with SIGSEGV
+    (exit status 139) after the export has succeeded.
+    """
+    with torch.no_grad():
+        for param in module.parameters():
+            param.data = param.data.clone()
+    for sub in module.modules():
+        for name, value in list(vars(sub).items()):
+            if isinstance(value, torch.Tensor) and not isinstance(value, torch.nn.Parameter):
+                setattr(sub, name, value.clone())
+        for name, value in list(sub._buffers.items()):
+            if value is not None:
+                sub._buffers[name] = value.clone()
+
+
 def _full_rows(batch: int, word_len: int) -> np.ndarray:
     """Example ids with every row ``word_len`` tokens long (see the module doc)."""
     words = ("the", "model", "reads", "every", "token", "of", "this", "sentence")
@@ -100,6 +122,7 @@ def export_allennlp(options, weights, out_path, *, batch: int, word_len: int, dy
     import onnx
 
     torch, elmo = _fresh_elmo(options, weights)
+    _own_tensor_memory(torch, elmo)
 
     class Graph(torch.nn.Module):
         def __init__(self):
@@ -109,7 +132,7 @@ def export_allennlp(options, weights, out_path, *, batch: int, word_len: int, dy
         def forward(self, input):  # noqa: A002 - the ONNX input is named "input"
             return self.elmo(input)["elmo_representations"][0]
 
-    example = torch.from_numpy(_full_rows(batch, word_len))
+    example = torch.tensor(_full_rows(batch, word_len))
     started = time.perf_counter()
     with atomic_path(out_path) as tmp:
         with torch.no_grad(), warnings.catch_warnings():

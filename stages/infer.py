@@ -105,16 +105,9 @@ def infer_cpu(model, input_dir, output_dir, *, threads=None, progress=True) -> d
 
 
 def load_summary(output_dir) -> dict:
-    import json
+    from .records import read_record
 
-    path = Path(output_dir) / "summary.json"
-    try:
-        summary = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise StageError(f"{path}: not found; run inference first (make infer)")
-    if summary.get("schema") != SCHEMA:
-        raise StageError(f"{path}: not an {SCHEMA} file; rerun inference")
-    return summary
+    return read_record(Path(output_dir) / "summary.json", schema=SCHEMA, missing="run inference (make infer)")
 
 
 def register(subparsers) -> None:

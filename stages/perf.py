@@ -20,7 +20,7 @@ from typing import Callable, Dict, List
 
 import numpy as np
 
-from .atomic import atomic_path, write_json, write_text
+from .atomic import write_json, write_text
 from .errors import StageError
 
 SCHEMA = "elmo-perf/1"
@@ -326,12 +326,9 @@ def render_markdown(report: dict) -> str:
 
 
 def plot(report: dict, dest) -> None:
-    import matplotlib
+    from .plots import pyplot, save_png
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig, ax = pyplot().subplots(figsize=(7, 4))
     names = []
     for r in report["results"]:
         if r["variant"] not in names:
@@ -348,10 +345,7 @@ def plot(report: dict, dest) -> None:
     ax.set_ylabel("sentences/s")
     ax.set_title(f"{report['target']} target, WORD_LEN {report['word_len']}")
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    with atomic_path(dest) as tmp:
-        fig.savefig(str(tmp), format="png", dpi=90)
-    plt.close(fig)
+    save_png(fig, dest)
 
 
 def register(subparsers) -> None:

@@ -25,6 +25,7 @@ from .elmo_options import ORIGINAL_OPTIONS, ElmoOptions, load_options
 from .errors import StageError
 from .hashing import sha256_file
 from .hdf5_weights import read_weights, synthetic_weights, write_weights
+from .records import read_record
 
 SCHEMA = "elmo-weights-source/1"
 SYNTHETIC_SEED = 20181  # fixed: the same synthetic model on every host
@@ -117,14 +118,7 @@ def resolve(source: str, *, options=None, weights=None, out_dir: Path, cache: Pa
 
 
 def load_source(path) -> dict:
-    path = Path(path)
-    try:
-        source = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise StageError(f"{path}: no weights source recorded; run `make weights` first")
-    if source.get("schema") != SCHEMA:
-        raise StageError(f"{path}: not a {SCHEMA} file; delete it and rerun make")
-    return source
+    return read_record(path, schema=SCHEMA, missing="run `make weights` (delete the file if it is stale)")
 
 
 def register(subparsers) -> None:
