@@ -178,7 +178,7 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 	@touch $@
 
 weights: $(SOURCE_JSON) ## choose/prepare the weights (WEIGHTS, ELMO_OPTIONS/ELMO_WEIGHTS)
-$(SOURCE_JSON): | $(VENV)/.installed
+$(SOURCE_JSON): | $(VENV)/.installed $(IMAGE_DEP_export)
 	$(RUN_EXPORT) weights --source $(WEIGHTS) --out $(call in,$@) --cache $(DATA)/cache \
 	  $(if $(ELMO_OPTIONS),--options $(ELMO_OPTIONS) --weights $(ELMO_WEIGHTS)) \
 	  $(if $(SYNTHETIC_LIKE),--synthetic-like $(SYNTHETIC_LIKE))
@@ -188,7 +188,7 @@ dataset: | $(VENV)/.installed ## download + unpack the 1B Word held-out set (sha
 
 data: $(DATA_MANIFEST) ## corpus -> sentences.txt + {i}.bin ids + manifest
 HELDOUT_MARK := $(wildcard data/1-billion-word-language-modeling-benchmark-r13output/heldout-monolingual.tokenized.shuffled/.unpacked)
-$(DATA_MANIFEST): $(HELDOUT_MARK) $(wildcard data/sample/heldout-monolingual.tokenized.shuffled/*) | $(VENV)/.installed
+$(DATA_MANIFEST): $(HELDOUT_MARK) $(wildcard data/sample/heldout-monolingual.tokenized.shuffled/*) | $(VENV)/.installed $(IMAGE_DEP_export)
 	$(RUN_EXPORT) dataset-source --dataset $(DATASET) --dataset-dir '$(DATASET_DIR)' --fetch --out $(call in,$(DATASET_JSON))
 	$(RUN_EXPORT) data --dataset-source $(call in,$(DATASET_JSON)) --file-num $(FILE_NUM) --word-len $(WORD_LEN) \
 	  --out $(call in,$(DATA_DIR))
@@ -209,10 +209,10 @@ $(call run_outputs,%)/summary.json: $(call om_for,%) $(DATA_MANIFEST)
 	$(RUN_RUNTIME) infer --target cpu --model $(call in,$<) --input $(call in,$(DATA_DIR))/bin \
 	  --output $(call in,$(@D)) --threads $(THREADS)
 else
-$(OM): $(SIM_ONNX)
+$(OM): $(SIM_ONNX) | $(IMAGE_DEP_toolkit)
 	$(RUN_TOOLKIT) compile --target ascend --model $(call in,$<) --out $(call in,$@) $(OM_FLAGS)
 
-$(OUTPUTS_SUMMARY): $(OM) $(DATA_MANIFEST)
+$(OUTPUTS_SUMMARY): $(OM) $(DATA_MANIFEST) | $(IMAGE_DEP_runtime)
 	$(RUN_RUNTIME) infer --target ascend --model $(call in,$(OM)) --input $(call in,$(DATA_DIR))/bin \
 	  --output $(call in,$(OUTPUTS)) --devices $(DEVICES)
 endif

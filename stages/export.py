@@ -58,7 +58,7 @@ def _export(module, out_path, *, batch, word_len, dynamic_batch, exporter) -> di
     import onnx
     import torch
 
-    dummy = torch.from_numpy(example_ids(batch, word_len))
+    dummy = torch.tensor(example_ids(batch, word_len))
     kwargs = dict(
         opset_version=OPSET,
         input_names=["input"],

@@ -38,7 +38,10 @@ FORGET_BIAS = 1.0  # tf.nn.rnn_cell.LSTMCell's default, added to the stored bias
 
 
 def _const(array: np.ndarray) -> nn.Parameter:
-    return nn.Parameter(torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32)), requires_grad=False)
+    # A copy, not torch.from_numpy: torch 1.9's ONNX exporter (export image)
+    # frees the graph's constants after Python has shut down, and a tensor over
+    # a numpy buffer then crashes the process on exit.
+    return nn.Parameter(torch.tensor(np.asarray(array, dtype=np.float32)), requires_grad=False)
 
 
 class ElmoBiLM(nn.Module):
@@ -88,8 +91,8 @@ class ElmoBiLM(nn.Module):
         n_mixed = options.n_layers + 1
         self.register_buffer("mix_weights", torch.full((n_mixed,), 1.0 / n_mixed))
         self.register_buffer("mix_gamma", torch.ones(()))
-        self.register_buffer("bos_ids", torch.from_numpy(BOS_IDS.astype(np.int64)))
-        self.register_buffer("eos_ids", torch.from_numpy(EOS_IDS.astype(np.int64)))
+        self.register_buffer("bos_ids", torch.tensor(BOS_IDS.astype(np.int64)))
+        self.register_buffer("eos_ids", torch.tensor(EOS_IDS.astype(np.int64)))
 
     @staticmethod
     def _sigmoid_gates_first(matrix: np.ndarray, cell: int) -> np.ndarray:
