@@ -126,6 +126,10 @@ OM_FLAGS := --batch "$(OM_BATCHES)" --word-len $(WORD_LEN) $(if $(SOC_VERSION),-
 FLAVOURS := $(RUN_FLAVOUR)
 endif
 OUTPUTS := $(call run_outputs,$(RUN_FLAVOUR))
+# The seed guide's own graph (allennlp's Elmo traced at opset 11, then onnxsim),
+# static batch 1: make perf times it as a second baseline when it exists.
+SEED_ONNX_RAW := $(MODEL_DIR)/elmo_w$(WORD_LEN)_b1_allennlp.onnx
+SEED_ONNX := $(MODEL_DIR)/elmo_w$(WORD_LEN)_b1_allennlp_sim.onnx
 OUTPUTS_SUMMARY := $(OUTPUTS)/summary.json
 ACCURACY_JSON := $(REPORTS)/accuracy.json
 PERF_JSON := $(REPORTS)/perf.json
@@ -141,13 +145,14 @@ endif
 
 # An artifact's path as the stage command sees it (under $(A) in a container).
 in = $(A)/$(patsubst $(ARTIFACTS)/%,%,$(1))
+in_docker = /artifacts/$(patsubst $(ARTIFACTS)/%,%,$(1))
 
 HELP_VARS := TARGET RUNNER WORD_LEN BATCH FILE_NUM WEIGHTS ELMO_OPTIONS ELMO_WEIGHTS SYNTHETIC_LIKE DATASET \
   DATASET_DIR PRECISION ARTIFACTS THREADS PERF_SECONDS PERF_TORCH SENTENCE_COS_MIN TOKEN_COS_MIN SOC_VERSION \
   PRECISION_MODE DEVICES PYTHON
 
 # ---- the three verbs ---------------------------------------------------------
-.PHONY: help om accuracy perf all weights data export simplify infer dataset clean clean-venv test lint venv
+.PHONY: help om accuracy perf all weights data export simplify seed-onnx infer dataset clean clean-venv test lint venv
 
 help: ## list targets and variables
 	@echo "ELMo deployment pipeline: make om | make accuracy | make perf"
@@ -197,6 +202,14 @@ export: $(ONNX) ## export the ONNX graph (opset 11)
 $(ONNX): $(SOURCE_JSON)
 	$(RUN_EXPORT) export --source $(call in,$<) --word-len $(WORD_LEN) $(EXPORT_FLAGS) --out $(call in,$@)
 
+# allennlp only exists in the export image, so this stage runs there whatever RUNNER is.
+seed-onnx: $(SEED_ONNX) ## (docker) the seed's graph for make perf's second baseline: allennlp export + onnxsim
+$(SEED_ONNX_RAW): $(SOURCE_JSON) | image-export
+	$(DOCKER_RUN_export) export --exporter allennlp --source $(call in_docker,$<) --word-len $(WORD_LEN) \
+	  --batch 1 --out $(call in_docker,$@)
+$(SEED_ONNX): $(SEED_ONNX_RAW)
+	$(RUN_EXPORT) simplify $(call in,$<) $(call in,$@)
+
 simplify: $(SIM_ONNX) ## onnxsim the exported graph
 $(SIM_ONNX): $(ONNX)
 	$(RUN_EXPORT) simplify $(call in,$<) $(call in,$@)
@@ -234,13 +247,14 @@ $(ACCURACY_OK): $(call run_report,$(RUN_FLAVOUR))
 	@python3 -c 'import json, sys; r = json.load(open(sys.argv[1])); print("accuracy:", "PASSED" if r["passed"] else "FAILED", "(" + sys.argv[1] + ")", file=sys.stdout if r["passed"] else sys.stderr); sys.exit(0 if r["passed"] else 1)' $(ACCURACY_JSON)
 	@touch $@
 
-$(PERF_JSON): $(foreach f,$(FLAVOURS),$(call run_report,$(f))) $(if $(filter cpu,$(TARGET)),$(foreach f,$(FLAVOURS),$(call om_for,$(f)))) $(OM) $(SIM_ONNX) $(DATA_MANIFEST) $(SOURCE_JSON) $(REPORT_STAMP)
+$(PERF_JSON): $(wildcard $(SEED_ONNX)) $(foreach f,$(FLAVOURS),$(call run_report,$(f))) $(if $(filter cpu,$(TARGET)),$(foreach f,$(FLAVOURS),$(call om_for,$(f)))) $(OM) $(SIM_ONNX) $(DATA_MANIFEST) $(SOURCE_JSON) $(REPORT_STAMP)
 	$(RUN_RUNTIME) perf --target $(TARGET) --model $(call in,$(OM)) --onnx $(call in,$(SIM_ONNX)) \
 	  --data $(call in,$(DATA_DIR)) --weights-source $(call in,$(SOURCE_JSON)) \
 	  --dataset-source $(call in,$(DATASET_JSON)) --batch $(BATCHES) --seconds $(PERF_SECONDS) \
 	  --threads $(THREADS) --devices $(DEVICES) $(if $(filter 0,$(PERF_TORCH)),--no-torch) \
 	  $(if $(filter cpu,$(TARGET)),$(foreach f,$(FLAVOURS),--variant-model $(call in,$(call om_for,$(f))))) \
 	  $(foreach f,$(FLAVOURS),--accuracy-report $(call in,$(call run_report,$(f)))) \
+	  $(if $(wildcard $(SEED_ONNX)),--seed-onnx $(call in,$(SEED_ONNX))) \
 	  --report-dir $(call in,$(REPORTS))
 
 # ---- tests and housekeeping ---------------------------------------------------

@@ -202,6 +202,11 @@ def _load_variants(args, threads: int) -> List[Variant]:
 
     add("baseline: ORT fp32, simplified ONNX", "baseline",
         lambda: OrtRunner.load(args.onnx, threads=threads, optimize=True), "fp32", model=args.onnx)
+    if args.seed_onnx:
+        # The seed guide's graph (allennlp export -> onnxsim), static batch 1.
+        add("seed pipeline: allennlp export, ORT fp32", "seed",
+            lambda: OrtRunner.load(args.seed_onnx, threads=threads, optimize=True), "fp32", model=args.seed_onnx)
+        variants[-1].batches = [1]
     if args.target == "cpu":
         precision = _precision_of(args.model)
         add(f"target: cpu offline model ({precision})", "target",
@@ -260,11 +265,13 @@ def run_sweep(variants: List[Variant], ids: np.ndarray, batches: List[int], *, s
 def add_ratios_and_roofline(results: List[dict], variants: List[Variant], options, word_len, machine) -> None:
     baseline = {r["batch"]: r["sentences_per_s"] for r in results if r["kind"] == "baseline"}
     base1 = baseline.get(min(baseline)) if baseline else None
+    seed1 = next((r["sentences_per_s"] for r in results if r["kind"] == "seed" and r["batch"] == 1), None)
     by_name = {v.name: v for v in variants}
     for r in results:
         same = baseline.get(r["batch"])
         r["speedup_vs_baseline_same_batch"] = r["sentences_per_s"] / same if same else None
         r["speedup_vs_baseline_batch1"] = r["sentences_per_s"] / base1 if base1 else None
+        r["speedup_vs_seed_batch1"] = r["sentences_per_s"] / seed1 if seed1 else None
         if r["variant"] not in by_name:  # timed by ais_bench on the NPU: the host roofline does not apply
             r["roofline"] = None
             continue
@@ -288,7 +295,7 @@ def add_gates(results: List[dict], variants: List[Variant], reports: List[str], 
         verdicts[str(Path(report["model"]["path"]).resolve())] = "passed" if report["passed"] else "FAILED"
     models = {v.name: v.model for v in variants}
     for r in results:
-        if r["kind"] in ("baseline", "pytorch"):
+        if r["kind"] in ("baseline", "pytorch", "seed"):
             r["accuracy_gate"] = "reference"
             continue
         model = models.get(r["variant"]) or target_model  # NPU timings belong to the target's .om
@@ -311,17 +318,18 @@ def render_markdown(report: dict) -> str:
         f"- budget: {report['budget']['seconds_per_point']} s per point in {report['budget']['rounds']} "
         f"alternating rounds after {report['budget']['warmup']} untimed warm-up calls",
         "",
-        "| variant | batch | sentences/s | x baseline (same batch) | x baseline batch 1 | p50 ms | p90 ms | p99 ms "
-        "| iters | floor fraction | accuracy gate |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| variant | batch | sentences/s | x baseline (same batch) | x baseline batch 1 | x seed batch 1 | p50 ms "
+        "| p90 ms | p99 ms | iters | floor fraction | accuracy gate |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in report["results"]:
         lat = r["latency_ms"]
         same = r["speedup_vs_baseline_same_batch"] or float("nan")
         b1 = r["speedup_vs_baseline_batch1"] or float("nan")
+        seed = r["speedup_vs_seed_batch1"] or float("nan")
         lines.append(
             f"| {r['variant']} | {r['batch']} | {r['sentences_per_s']:.2f} | "
-            f"{same:.2f} | {b1:.2f} | {lat['p50']:.1f} | {lat['p90']:.1f} | {lat['p99']:.1f} | "
+            f"{same:.2f} | {b1:.2f} | {seed:.2f} | {lat['p50']:.1f} | {lat['p90']:.1f} | {lat['p99']:.1f} | "
             f"{r['iterations']} | {r['roofline']['fraction_of_floor'] if r['roofline'] else float('nan'):.2f} | "
             f"{r['accuracy_gate']} |"
         )
@@ -364,6 +372,8 @@ def register(subparsers) -> None:
     parser.add_argument("--accuracy-report", action="append",
                         help="accuracy.json of a model measured here: its gate verdict goes into the report")
     parser.add_argument("--onnx", required=True, help="simplified ONNX (the baseline)")
+    parser.add_argument("--seed-onnx", default="",
+                        help="the seed's graph (allennlp export + onnxsim, batch 1), timed as a second baseline")
     parser.add_argument("--data", required=True, help="data stage folder (real inputs)")
     parser.add_argument("--weights-source", required=True)
     parser.add_argument("--dataset-source", default="")

@@ -83,8 +83,8 @@ def resolve(source: str, *, options=None, weights=None, out_dir: Path, cache: Pa
     if options:
         if source == "synthetic":
             raise StageError("WEIGHTS=synthetic ignores explicit ELMO_OPTIONS/ELMO_WEIGHTS; unset them or pick WEIGHTS=auto")
-        chosen = {"kind": "user", "label": f"user-supplied weights {weights}", "options": str(options),
-                  "weights": str(weights)}
+        chosen = {"kind": "user", "label": f"user-supplied weights {weights}",
+                  "options": str(Path(options).resolve()), "weights": str(Path(weights).resolve())}
     elif source == "official":
         chosen = fetch_official(cache)
     elif source == "synthetic":
@@ -118,7 +118,24 @@ def resolve(source: str, *, options=None, weights=None, out_dir: Path, cache: Pa
 
 
 def load_source(path) -> dict:
-    return read_record(path, schema=SCHEMA, missing="run `make weights` (delete the file if it is stale)")
+    """The recorded source, its file paths made usable from here (see ``_portable``)."""
+    source = read_record(path, schema=SCHEMA, missing="run `make weights` (delete the file if it is stale)")
+    folder = Path(path).parent
+    for key in ("options", "weights"):
+        beside = folder / source[key]
+        if not Path(source[key]).is_absolute() and beside.exists():
+            source[key] = str(beside)
+    return source
+
+
+def _portable(path: str, folder: Path) -> str:
+    """Files next to source.json are recorded by name, so the record stays valid
+    wherever the artifacts folder is mounted (on the host or at /artifacts in a
+    container); the download cache stays relative to the project root."""
+    try:
+        return str(Path(path).resolve().relative_to(folder.resolve()))
+    except ValueError:
+        return path
 
 
 def register(subparsers) -> None:
@@ -140,6 +157,7 @@ def run(args) -> int:
         template = json.loads(Path(args.synthetic_like).read_text(encoding="utf-8"))
     chosen = resolve(args.source, options=args.options or None, weights=args.weights or None,
                      out_dir=out.parent, cache=Path(args.cache), template=template)
-    write_json(out, chosen)
+    write_json(out, dict(chosen, options=_portable(chosen["options"], out.parent),
+                         weights=_portable(chosen["weights"], out.parent)))
     print(f"weights: {chosen['label']}" + (f" ({chosen['reason']})" if chosen["reason"] else ""), file=sys.stderr)
     return 0
