@@ -148,7 +148,7 @@ in = $(A)/$(patsubst $(ARTIFACTS)/%,%,$(1))
 in_docker = /artifacts/$(patsubst $(ARTIFACTS)/%,%,$(1))
 
 HELP_VARS := TARGET RUNNER WORD_LEN BATCH FILE_NUM WEIGHTS ELMO_OPTIONS ELMO_WEIGHTS SYNTHETIC_LIKE DATASET \
-  DATASET_DIR PRECISION ARTIFACTS THREADS PERF_SECONDS PERF_TORCH SENTENCE_COS_MIN TOKEN_COS_MIN SOC_VERSION \
+  DATASET_DIR PRECISION CPU_VARIANTS ARTIFACTS THREADS PERF_SECONDS PERF_TORCH SENTENCE_COS_MIN TOKEN_COS_MIN SOC_VERSION \
   PRECISION_MODE DEVICES PYTHON
 
 # ---- the three verbs ---------------------------------------------------------
@@ -165,6 +165,8 @@ help: ## list targets and variables
 	@echo
 	@echo "Current values:"
 	@$(foreach v,$(HELP_VARS),printf '  %-17s= %s\n' '$(v)' '$($(v))';)
+	@echo
+	@echo "Images and RUNNER=docker (BASE_IMAGE, EXTRA_CA, CANN_PKG_DIR, AIS_BENCH_SRC, ...): docker/README.md"
 
 print-%: # make -s print-VAR shows a variable's value (used by tests and scripts)
 	@echo '$($*)'
@@ -261,8 +263,7 @@ $(PERF_JSON): $(wildcard $(SEED_ONNX)) $(foreach f,$(FLAVOURS),$(call run_report
 test: $(VENV)/.installed ## run the test suite (what CI runs)
 	$(PY) -m pytest -q tests
 
-lint: $(VENV)/.installed ## hadolint every Dockerfile
-	$(VENV)/bin/hadolint docker/*/Dockerfile
+lint: $(VENV)/.installed lint-docker ## hadolint every Dockerfile (also run by make test)
 
 clean: ## remove $(ARTIFACTS) (keeps .venv and the download cache)
 	rm -rf $(ARTIFACTS)
