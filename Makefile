@@ -57,6 +57,8 @@ PYTHON ?= python3
 
 VENV := .venv
 PY := $(VENV)/bin/python
+# Stages in containers need no host environment.
+HOST_VENV = $(if $(filter host,$(RUNNER)),$(VENV)/.installed)
 STAGES = $(PY) -m stages
 
 # Paths as the stage commands see them: the docker runner mounts them elsewhere.
@@ -185,18 +187,18 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 	@touch $@
 
 weights: $(SOURCE_JSON) ## choose/prepare the weights (WEIGHTS, ELMO_OPTIONS/ELMO_WEIGHTS)
-$(SOURCE_JSON): | $(VENV)/.installed $(IMAGE_DEP_export)
+$(SOURCE_JSON): | $(HOST_VENV) $(IMAGE_DEP_export)
 	$(RUN_EXPORT) weights --source $(WEIGHTS) --out $(call in,$@) --cache $(DATA)/cache \
-	  $(if $(ELMO_OPTIONS),--options $(ELMO_OPTIONS) --weights $(ELMO_WEIGHTS)) \
-	  $(if $(SYNTHETIC_LIKE),--synthetic-like $(SYNTHETIC_LIKE))
+	  $(if $(ELMO_OPTIONS),--options $(abspath $(ELMO_OPTIONS)) --weights $(abspath $(ELMO_WEIGHTS))) \
+	  $(if $(SYNTHETIC_LIKE),--synthetic-like $(abspath $(SYNTHETIC_LIKE)))
 
 dataset: | $(VENV)/.installed ## download + unpack the 1B Word held-out set (sha256-verified)
 	$(STAGES) dataset-source --dataset heldout --fetch
 
 data: $(DATA_MANIFEST) ## corpus -> sentences.txt + {i}.bin ids + manifest
 HELDOUT_MARK := $(wildcard data/1-billion-word-language-modeling-benchmark-r13output/heldout-monolingual.tokenized.shuffled/.unpacked)
-$(DATA_MANIFEST): $(HELDOUT_MARK) $(wildcard data/sample/heldout-monolingual.tokenized.shuffled/*) | $(VENV)/.installed $(IMAGE_DEP_export)
-	$(RUN_EXPORT) dataset-source --dataset $(DATASET) --dataset-dir '$(DATASET_DIR)' --fetch --out $(call in,$(DATASET_JSON))
+$(DATA_MANIFEST): $(HELDOUT_MARK) $(wildcard data/sample/heldout-monolingual.tokenized.shuffled/*) | $(HOST_VENV) $(IMAGE_DEP_export)
+	$(RUN_EXPORT) dataset-source --dataset $(DATASET) --dataset-dir '$(if $(DATASET_DIR),$(abspath $(DATASET_DIR)))' --fetch --out $(call in,$(DATASET_JSON))
 	$(RUN_EXPORT) data --dataset-source $(call in,$(DATASET_JSON)) --file-num $(FILE_NUM) --word-len $(WORD_LEN) \
 	  --out $(call in,$(DATA_DIR))
 

@@ -11,6 +11,12 @@
 #   make images         export, plus toolkit/runtime where their inputs are present
 #   make lint-docker    hadolint on every Dockerfile
 #
+# Checks (each runs the pipeline's own stages; see docker/README.md):
+#   make parity         native and seed (allennlp) exports against allennlp eager,
+#                       by sentence length, in the export image whatever RUNNER is
+#   make test-docker    the CPU pipeline once in containers and once on the host,
+#                       and the two compared (slow: not part of make test)
+#
 # Run prefixes: $(DOCKER_RUN_export) / $(DOCKER_RUN_toolkit) / $(DOCKER_RUN_runtime)
 # expand to "<preflight> && docker run ... IMAGE python -m stages"; append the
 # stage command and its arguments. With RUNNER=docker, artifact paths must be
@@ -24,9 +30,12 @@ VENV ?= $(DOCKER_REPO)/.venv
 HADOLINT ?= $(VENV)/bin/hadolint
 ARTIFACTS ?= artifacts
 # The repository's data folder, mounted at /project/data: read-only (ro) by
-# default, except its download cache (data/cache), which stays writable.
+# default, except the two folders stages download into, which stay writable:
+# the download cache (data/cache) and the held-out set's folder, so that
+# `dataset-source --fetch` behaves in a container as on the host.
 DOCKER_DATA_DIR ?= $(DOCKER_REPO)/data
 DOCKER_DATA_MODE ?= ro
+DOCKER_HELDOUT_SUBDIR := 1-billion-word-language-modeling-benchmark-r13output
 
 # --- base image -------------------------------------------------------------
 # Hosts with a registry can set BASE_IMAGE=debian:bullseye-slim (the
@@ -111,7 +120,7 @@ ensure_base = if [ "$(BASE_BUILD)" = 1 ] && ! $(DOCKER) image inspect $(BASE_IMA
     sh $(DOCKER_DIR)/base-image.sh $(BASE_IMAGE) $(DEBIAN_SUITE) $(DEBIAN_MIRROR); fi
 
 .PHONY: base-image images image-export image-toolkit image-runtime lint-docker \
-    check-toolkit-inputs check-runtime-inputs docker-images-list
+    check-toolkit-inputs check-runtime-inputs docker-images-list parity test-docker
 
 base-image:
 	@$(PREFLIGHT)
@@ -173,19 +182,24 @@ DATA = /project/data
 endif
 
 DOCKER_USER ?= $(shell id -u):$(shell id -g)
-# User-supplied files and folders outside the repository are mounted read-only
-# at the same path, so their paths mean the same inside and out.
-DOCKER_USER_PATHS = $(ELMO_OPTIONS) $(ELMO_WEIGHTS) $(DATASET_DIR) $(SYNTHETIC_LIKE)
-docker_user_mounts = $(foreach p,$(abspath $(wildcard $(DOCKER_USER_PATHS))),\
-    $(if $(filter $(DOCKER_REPO)/%,$(p)),,-v $(p):$(p):ro))
+# User-supplied files and folders are mounted read-only at their absolute
+# path, so an absolute path means the same inside and out (a relative one is
+# read from /project, the container's working directory: only data/... paths
+# resolve there).
+DOCKER_USER_PATHS = $(ELMO_OPTIONS) $(ELMO_WEIGHTS) $(DATASET_DIR) $(SYNTHETIC_LIKE) $(PARITY_SENTENCES)
+docker_user_mounts = $(foreach p,$(sort $(abspath $(wildcard $(DOCKER_USER_PATHS)))),-v $(p):$(p):ro)
 # Extra `docker run` options (e.g. --network none, -e VAR=...).
 DOCKER_RUN_ARGS ?=
+docker_data = $(abspath $(DOCKER_DATA_DIR))
+# Writable folders inside the data mount; bind sources are created first by
+# preflight, as the invoking user.
+docker_data_writable = $(docker_data)/cache $(if $(filter ro,$(DOCKER_DATA_MODE)),$(docker_data)/$(DOCKER_HELDOUT_SUBDIR))
 docker_run = $(DOCKER) run --rm --init -u $(DOCKER_USER) \
     -v $(abspath $(ARTIFACTS)):/artifacts \
-    -v $(abspath $(DOCKER_DATA_DIR)):/project/data:$(DOCKER_DATA_MODE) \
-    -v $(abspath $(DOCKER_DATA_DIR))/cache:/project/data/cache \
+    -v $(docker_data):/project/data:$(DOCKER_DATA_MODE) \
+    $(foreach d,$(docker_data_writable),-v $(d):/project/data/$(notdir $(d))) \
     $(docker_user_mounts) $(DOCKER_RUN_ARGS)
-preflight_run = $(PREFLIGHT) --writable $(abspath $(ARTIFACTS)) --writable $(abspath $(DOCKER_DATA_DIR))/cache \
+preflight_run = $(PREFLIGHT) --writable $(abspath $(ARTIFACTS)) $(foreach d,$(docker_data_writable),--writable $(d)) \
     --image $(1) --hint $(2)
 
 # Device nodes belong to the driver's group (HwHiAiUser) on the host; the
@@ -207,11 +221,19 @@ npu_preflight = $(if $(filter 1,$(ASCEND_DOCKER_RUNTIME)),--ascend-runtime,$(for
 
 DOCKER_RUN_export = $(call preflight_run,$(EXPORT_IMAGE),image-export) && \
     $(docker_run) $(EXPORT_IMAGE) python -m stages
+# atc needs the chip's name (--soc_version). The toolkit container has
+# neither npu-smi nor the NPU, so on a host with npu-smi the name is read
+# here, by the same stage code, and handed over as SOC_VERSION (which the
+# compile stage reads when --soc-version is not given). Without npu-smi
+# (a build host) SOC_VERSION must be set, and the stage says so.
+# (No comma in the Python: it would split make's $(if ...).)
+docker_soc_version = $(strip $(or $(SOC_VERSION),$(if $(shell command -v npu-smi 2>/dev/null),\
+    $(shell cd $(DOCKER_REPO) && python3 -c 'import stages.ascend.npu_smi as n; print(n.soc_version(n.detect_chips()))' 2>/dev/null))))
 # atc writes kernel_meta/ and fusion_result.json into its working directory:
 # /tmp, since /project is not writable by the container user (the image's
 # PYTHONPATH finds the stage code from anywhere).
 DOCKER_RUN_toolkit = $(call preflight_run,$(TOOLKIT_IMAGE),image-toolkit) && \
-    $(docker_run) -w /tmp $(TOOLKIT_IMAGE) python -m stages
+    $(docker_run) $(if $(docker_soc_version),-e SOC_VERSION=$(docker_soc_version)) -w /tmp $(TOOLKIT_IMAGE) python -m stages
 DOCKER_RUN_runtime = $(call preflight_run,$(RUNTIME_IMAGE),image-runtime) $(npu_preflight) && \
     $(docker_run) $(NPU_RUN_ARGS) $(RUNTIME_IMAGE) python -m stages
 
@@ -220,3 +242,42 @@ DOCKER_RUN_runtime = $(call preflight_run,$(RUNTIME_IMAGE),image-runtime) $(npu_
 IMAGE_DEP_export = $(if $(filter docker,$(RUNNER)),image-export)
 IMAGE_DEP_toolkit = $(if $(filter docker,$(RUNNER)),image-toolkit)
 IMAGE_DEP_runtime = $(if $(filter docker,$(RUNNER)),image-runtime)
+
+
+# --- make parity ------------------------------------------------------------------
+# Always in the export image (allennlp lives only there), whatever RUNNER is.
+# SOURCE_JSON, WEIGHTS_TAG and WORD_LEN belong to the top-level Makefile,
+# which defines them after including this file: they are only used inside
+# the recipe, expanded when it runs.
+PARITY_SENTENCES ?=
+PARITY_PER_LENGTH ?= 3
+PARITY_DIR = $(ARTIFACTS)/reports/parity/$(WEIGHTS_TAG)_w$(WORD_LEN)
+# An artifacts path as the containers see it.
+docker_artifact = /artifacts/$(patsubst $(ARTIFACTS)/%,%,$(1))
+
+parity: ## (export image) native and seed exports vs allennlp eager by sentence length: reports/parity/
+	$(MAKE) --no-print-directory -f $(firstword $(MAKEFILE_LIST)) weights RUNNER=docker
+	$(DOCKER_RUN_export) parity --source $(call docker_artifact,$(SOURCE_JSON)) --word-len $(WORD_LEN) \
+	  --per-length $(PARITY_PER_LENGTH) $(if $(PARITY_SENTENCES),--sentences $(abspath $(PARITY_SENTENCES))) \
+	  --out $(call docker_artifact,$(PARITY_DIR))
+
+# --- make test-docker ---------------------------------------------------------------
+# The CPU pipeline (weights -> data -> export -> simplify -> om -> infer ->
+# accuracy) with RUNNER=docker into TEST_DOCKER_DIR/docker and RUNNER=host
+# into TEST_DOCKER_DIR/host, from an emptied TEST_DOCKER_DIR, then
+# compare-runs on the two. Needs a Docker daemon and the host's .venv.
+TEST_DOCKER_DIR ?= $(ARTIFACTS)/test-docker
+# Synthetic weights of the full-size Original model unless model files are given.
+TEST_DOCKER_WEIGHTS ?= $(if $(ELMO_WEIGHTS),auto,synthetic)
+TEST_DOCKER_DATASET ?= sample
+TEST_DOCKER_MIN_TOKEN_COS ?= 0.9999
+# Referred to through a variable rather than as $(MAKE) in the recipe: make
+# runs any recipe line naming $(MAKE) even under -n, and this one builds
+# images and deletes TEST_DOCKER_DIR.
+test_docker_make = $(MAKE) --no-print-directory -f $(abspath $(firstword $(MAKEFILE_LIST)))
+
+test-docker: ## (docker) CPU pipeline in containers and on the host, compared (slow)
+	MAKE_CMD='$(test_docker_make)' PYTHON_HOST='$(VENV)/bin/python' \
+	  TEST_DIR='$(abspath $(TEST_DOCKER_DIR))' MIN_TOKEN_COS='$(TEST_DOCKER_MIN_TOKEN_COS)' \
+	  bash $(DOCKER_DIR)/test-docker.sh TARGET=cpu PRECISION=fp32 WEIGHTS=$(TEST_DOCKER_WEIGHTS) \
+	  DATASET=$(TEST_DOCKER_DATASET)

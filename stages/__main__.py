@@ -24,6 +24,8 @@ STAGE_MODULES = (
     "infer",
     "accuracy",
     "perf",
+    "parity",
+    "compare_runs",
 )
 
 

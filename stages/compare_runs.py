@@ -26,26 +26,26 @@ from .atomic import write_json
 from .errors import StageError
 
 SCHEMA = "elmo-compare-runs/1"
-# Where the containers see the artifacts folder: paths recorded by a run in
-# docker start with it.
-CONTAINER_ARTIFACTS = "/artifacts"
-
-
 def _rebase(recorded: str, root: Path) -> Path:
-    """A path recorded by a run, as seen from here (container paths are moved under ``root``)."""
+    """The outputs folder a run recorded, as seen from here.
+
+    The record holds the path the stage was given: under /artifacts in a
+    container, or wherever the artifacts folder was on the host, which may
+    since have moved (or be mounted elsewhere). The pipeline always puts
+    outputs under ``<artifacts>/outputs/``, so that part is looked for under
+    ``root`` when the recorded path is not there.
+    """
     path = Path(recorded)
     if path.is_dir():
         return path
-    prefix = CONTAINER_ARTIFACTS + "/"
-    if recorded.startswith(prefix):
-        return root / recorded[len(prefix):]
-    if not path.is_absolute():
-        # Recorded relative to where make ran, which is where the artifacts
-        # folder's parent usually is; try the folder itself too.
-        for base in (root, root.parent):
-            if (base / path).is_dir():
-                return base / path
-    return path
+    parts = path.parts
+    if "outputs" in parts:
+        last = len(parts) - 1 - parts[::-1].index("outputs")
+        moved = root.joinpath(*parts[last:])
+        if moved.is_dir():
+            return moved
+    raise StageError(f"{root}: the outputs folder its accuracy report names ({recorded}) is not here "
+                     f"nor under {root / 'outputs'}")
 
 
 def resolve_run(path) -> Tuple[Path, Optional[dict]]:
@@ -185,3 +185,21 @@ def register(subparsers) -> None:
     parser.add_argument("--min-token-cos", type=float, default=0.9999)
     parser.add_argument("--out", default=None, help="write the comparison here as JSON")
     parser.set_defaults(func=run)
+
+
+def main(argv=None) -> int:
+    """``python -m stages.compare_runs``: the same command without the stage registry (make test-docker uses it)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m stages.compare_runs")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["compare-runs", *(sys.argv[1:] if argv is None else argv)])
+    try:
+        return args.func(args)
+    except StageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

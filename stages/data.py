@@ -84,7 +84,7 @@ def iter_sentences(
             unit="B",
             unit_scale=True,
             desc=path.name,
-            disable=not progress,
+            disable=None if progress else True,
             leave=False,
         ) as bar:
             for raw in handle:

@@ -220,7 +220,7 @@ def _receive(response, part: Path, mode: str, url: str, label: str, *, offset: i
     received = 0
     with part.open(mode) as out, tqdm(
         total=total, initial=offset, desc=label, unit="B", unit_scale=True, unit_divisor=1024,
-        disable=not progress,
+        disable=None if progress else True,
     ) as bar:
         while True:
             try:

@@ -61,7 +61,7 @@ def embed_file(input_path, output_path, *, options, weights, mode="all", batch_s
     model = load_elmo(options, weights)
     stream = StatefulElmo(model) if stateful else None
     with atomic_path(output_path) as tmp, h5py.File(tmp, "w") as out:
-        bar = tqdm(total=len(sentences), unit="sent", disable=not progress, desc="embed")
+        bar = tqdm(total=len(sentences), unit="sent", disable=None if progress else True, desc="embed")
         for start in range(0, len(sentences), batch_size):
             chunk = sentences[start : start + batch_size]
             ids = torch.from_numpy(batch_ids(chunk))

@@ -77,7 +77,7 @@ def infer_cpu(model, input_dir, output_dir, *, threads=None, progress=True) -> d
     timings = []
     with atomic_path(output_dir) as tmp:
         tmp.mkdir(parents=True)
-        for path in tqdm(files, unit="sent", desc="infer", disable=not progress):
+        for path in tqdm(files, unit="sent", desc="infer", disable=None if progress else True):
             ids = read_bin(path, word_len)
             started = time.perf_counter()
             output = runner.infer({"input": ids})["output"]

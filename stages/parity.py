@@ -23,6 +23,7 @@ prints the table. Importing this module needs neither torch nor allennlp.
 from __future__ import annotations
 
 import platform
+import resource
 import sys
 import tempfile
 import time
@@ -205,7 +206,8 @@ def run_parity(options, weights, *, word_len: int, sentences: Dict[int, List[Lis
             "sentences": count,
         }
     return {"lengths": lengths, "overall": overall, "exports": exports,
-            "seconds": round(time.perf_counter() - started, 1)}
+            "seconds": round(time.perf_counter() - started, 1),
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0)}
 
 
 def render_markdown(report: dict) -> str:

@@ -233,7 +233,7 @@ def run_sweep(variants: List[Variant], ids: np.ndarray, batches: List[int], *, s
 
     results = []
     steps = sum(len([v for v in variants if v.batches is None or b in v.batches]) for b in batches) * rounds
-    bar = tqdm(total=steps, desc="perf", disable=not progress)
+    bar = tqdm(total=steps, desc="perf", disable=None if progress else True)
     for batch in batches:
         inputs = batch_inputs(ids, batch)
         active = [v for v in variants if v.batches is None or batch in v.batches]

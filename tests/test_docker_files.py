@@ -463,3 +463,323 @@ def test_allennlp_export_in_the_image_matches_allennlp_eager(tmp_path):
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["opset"] == 11 and result["shape"] == [2, 6, 32]
     assert result["diff"] < 1e-5
+
+
+# --- docker.mk: parity and test-docker ------------------------------------------------------
+
+
+def _pipeline_stub(folder: Path) -> Path:
+    """docker.mk included the way the top-level Makefile includes it, with the
+    names the parity recipe reads from that Makefile defined after it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "Makefile").write_text(
+        f"include {DOCKER / 'docker.mk'}\n"
+        "WEIGHTS_TAG = auto\nWORD_LEN ?= 8\n"
+        "SOURCE_JSON = $(ARTIFACTS)/weights/$(WEIGHTS_TAG)/source.json\n"
+        "weights:\n\t@echo stub-weights RUNNER=$(RUNNER)\n")
+    return folder
+
+
+def test_parity_target_runs_in_the_export_image_whatever_runner(tmp_path, fake_docker):
+    docker, calls = fake_docker
+    mk = _pipeline_stub(tmp_path / "mk")
+    sentences = tmp_path / "my-sentences.txt"
+    sentences.write_text("a b\n")
+    done = _make(mk, "-n", "parity", "RUNNER=host", f"ARTIFACTS={tmp_path}/arts", "WORD_LEN=6",
+                 f"PARITY_SENTENCES={sentences}", f"DOCKER={docker}")
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert "weights RUNNER=docker" in out, "the weights come from the docker runner"
+    run = next(line for line in out.splitlines() if "python -m stages parity" in line)
+    assert re.search(r" elmo-export:[0-9a-f]{12} python -m stages parity ", run)
+    assert "--source /artifacts/weights/auto/source.json --word-len 6" in run
+    assert f"--sentences {sentences}" in out and f"-v {sentences}:{sentences}:ro" in run
+    assert "--out /artifacts/reports/parity/auto_w6" in out
+    assert not calls.exists(), f"docker was called: {calls.read_text()}"
+
+
+def test_test_docker_target_is_a_dry_run_under_n(tmp_path, fake_docker):
+    docker, calls = fake_docker
+    mk = _pipeline_stub(tmp_path / "mk")
+    target = tmp_path / "td"
+    done = _make(mk, "-n", "test-docker", f"TEST_DOCKER_DIR={target}", f"DOCKER={docker}")
+    assert done.returncode == 0, done.stderr
+    assert "test-docker.sh TARGET=cpu PRECISION=fp32 WEIGHTS=synthetic" in done.stdout
+    assert "DATASET=sample" in done.stdout and "MIN_TOKEN_COS='0.9999'" in done.stdout
+    assert f"TEST_DIR='{target}'" in done.stdout
+    assert not target.exists(), "make -n must not run the test"
+    assert not calls.exists(), f"docker was called: {calls.read_text()}"
+    done = _make(mk, "-n", "test-docker", "ELMO_OPTIONS=/o.json", "ELMO_WEIGHTS=/w.hdf5", f"DOCKER={docker}")
+    assert "WEIGHTS=auto" in done.stdout, "given model files replace the synthetic default"
+
+
+@pytest.mark.parametrize("test_dir", ["/", "relative/dir", str(REPO)])
+def test_test_docker_script_refuses_to_empty_a_wrong_folder(test_dir):
+    env = dict(os.environ, MAKE_CMD="false", PYTHON_HOST="false", TEST_DIR=test_dir)
+    done = subprocess.run(["bash", str(DOCKER / "test-docker.sh")], capture_output=True, text=True, env=env,
+                          timeout=30)
+    assert done.returncode == 2 and "TEST_DIR" in done.stderr
+    assert (REPO / "stages").is_dir()
+
+
+def test_data_folder_is_read_only_but_download_folders_are_writable(tmp_path):
+    mk = _including_makefile(tmp_path / "mk", DOCKER / "docker.mk")
+    data = tmp_path / "data"
+    heldout = "1-billion-word-language-modeling-benchmark-r13output"
+    done = _make(mk, "-s", "docker-print-DOCKER_RUN_export", "RUNNER=docker", f"DOCKER_DATA_DIR={data}")
+    run = done.stdout
+    assert f"-v {data}:/project/data:ro " in run
+    assert f"-v {data}/cache:/project/data/cache " in run
+    assert f"-v {data}/{heldout}:/project/data/{heldout} " in run
+    assert f"--writable {data}/cache --writable {data}/{heldout}" in run
+    done = _make(mk, "-s", "docker-print-DOCKER_RUN_export", "RUNNER=docker", f"DOCKER_DATA_DIR={data}",
+                 "DOCKER_DATA_MODE=rw")
+    assert f"-v {data}:/project/data:rw " in done.stdout and heldout not in done.stdout
+
+
+def test_user_paths_inside_the_repository_are_mounted_too(tmp_path):
+    mk = _including_makefile(tmp_path / "mk", DOCKER / "docker.mk")
+    inside = REPO / "data" / "sample" / "README.md"
+    done = _make(mk, "-s", "docker-print-DOCKER_RUN_export", "RUNNER=docker", f"ELMO_OPTIONS={inside}",
+                 "ELMO_WEIGHTS=/no/such/file")
+    assert f"-v {inside}:{inside}:ro" in done.stdout
+    assert "/no/such/file" not in done.stdout, "a missing path is left to the stage to report"
+
+
+# --- runtime image: what the stages run there import --------------------------------------------
+
+
+def test_runtime_requirements_cover_perf_and_infer():
+    req = (DOCKER / "runtime" / "requirements.txt").read_text()
+    pins = dict(re.findall(r"^([A-Za-z0-9_.-]+)==(\S+)$", req, re.M))
+    for name in ("numpy", "tqdm", "onnxruntime", "matplotlib", "psutil"):
+        assert name in pins, f"{name} missing from docker/runtime/requirements.txt"
+    # Same Python (3.9) as the export image: shared packages keep its versions.
+    locked = dict(re.findall(r"^([A-Za-z0-9_.-]+)==(\S+)$", (DOCKER / "export" / "constraints.txt").read_text(), re.M))
+    for name in ("numpy", "onnxruntime", "matplotlib", "psutil", "protobuf"):
+        assert pins[name] == locked[name], name
+
+
+# --- stages/compare_runs.py ----------------------------------------------------------------------
+
+
+def _data_folder(root: Path, lines):
+    from stages.data import build
+
+    corpus = root / "corpus"
+    corpus.mkdir(parents=True)
+    (corpus / "news.en.heldout-00000-of-00050").write_text("".join(line + "\n" for line in lines))
+    build(corpus, 1, 4, root / "data", progress=False)
+    return root / "data"
+
+
+def _outputs(folder: Path, lines, dim=6, seed=0, word_len=4):
+    np = pytest.importorskip("numpy")
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, line in enumerate(lines):
+        out = np.zeros((1, word_len, dim), dtype="<f4")
+        out[0, : len(line.split())] = rng.standard_normal((len(line.split()), dim))
+        out.tofile(str(folder / f"{i}_0.bin"))
+    return folder
+
+
+def _compare(*argv):
+    import argparse
+
+    from stages import compare_runs
+
+    parser = argparse.ArgumentParser()
+    compare_runs.register(parser.add_subparsers())
+    args = parser.parse_args(["compare-runs", *map(str, argv)])
+    return args.func(args)
+
+
+LINES = ["the cat sat", "a dog", "one two three four"]
+
+
+def test_compare_runs_agree_with_rounding_noise(tmp_path, capsys):
+    np = pytest.importorskip("numpy")
+    data = _data_folder(tmp_path, LINES)
+    a = _outputs(tmp_path / "a", LINES)
+    b = _outputs(tmp_path / "b", LINES)
+    for path in b.glob("*_0.bin"):
+        x = np.fromfile(str(path), dtype="<f4")
+        (x * (1 + 1e-6)).astype("<f4").tofile(str(path))
+    report = tmp_path / "cmp.json"
+    assert _compare("--a", a, "--b", b, "--data", data, "--data-b", data, "--out", report) == 0
+    out = capsys.readouterr().out
+    assert "AGREE" in out and "3/3 samples" in out
+    import json
+
+    result = json.loads(report.read_text())
+    assert result["schema"] == "elmo-compare-runs/1" and result["agree"] and result["token_cos_min"] > 0.9999
+
+
+def test_compare_runs_disagree_on_one_token(tmp_path, capsys):
+    np = pytest.importorskip("numpy")
+    data = _data_folder(tmp_path, LINES)
+    a = _outputs(tmp_path / "a", LINES)
+    b = _outputs(tmp_path / "b", LINES)
+    x = np.fromfile(str(b / "1_0.bin"), dtype="<f4").reshape(4, 6)
+    x[1] = -x[1]
+    x.tofile(str(b / "1_0.bin"))
+    assert _compare("--a", a, "--b", b, "--data", data) == 1
+    err = capsys.readouterr().err
+    assert "DISAGREE" in err and "worst: sample 1" in err
+
+
+def test_compare_runs_missing_output_and_failed_report(tmp_path, capsys):
+    data = _data_folder(tmp_path, LINES)
+    a = _outputs(tmp_path / "a", LINES)
+    b = _outputs(tmp_path / "b", LINES)
+    (b / "2_0.bin").unlink()
+    assert _compare("--a", a, "--b", b, "--data", data) == 1
+    err = capsys.readouterr().err
+    assert "1 output file(s) missing" in err and str(b / "2_0.bin") in err
+
+    # An artifacts folder written in a container names its outputs under /artifacts.
+    import json
+
+    root = tmp_path / "docker-run"
+    _outputs(root / "outputs" / "cpu" / "x", LINES)
+    (root / "reports").mkdir()
+    record = {"passed": True, "outputs": {"dir": "/artifacts/outputs/cpu/x"}}
+    (root / "reports" / "accuracy.json").write_text(json.dumps(record))
+    assert _compare("--a", root, "--b", a, "--data", data) == 0
+    record["passed"] = False
+    (root / "reports" / "accuracy.json").write_text(json.dumps(record))
+    assert _compare("--a", root, "--b", a, "--data", data) == 1
+    assert "run a: its accuracy report says FAILED" in capsys.readouterr().err
+    # A host run's absolute path, the folder since moved (or mounted elsewhere).
+    record = {"passed": True, "outputs": {"dir": "/old/place/artifacts/outputs/cpu/x"}}
+    (root / "reports" / "accuracy.json").write_text(json.dumps(record))
+    assert _compare("--a", root, "--b", a, "--data", data) == 0
+    from stages.errors import StageError
+
+    (root / "reports" / "accuracy.json").write_text(json.dumps({"passed": True, "outputs": {"dir": "/gone"}}))
+    with pytest.raises(StageError, match="outputs folder its accuracy report names"):
+        _compare("--a", root, "--b", a, "--data", data)
+
+
+def test_compare_runs_unreadable_input_is_a_stage_error(tmp_path):
+    from stages.errors import StageError
+
+    data = _data_folder(tmp_path, LINES)
+    with pytest.raises(StageError, match="neither an artifacts folder"):
+        _compare("--a", tmp_path / "corpus", "--b", tmp_path / "corpus", "--data", data)
+
+
+# --- stages/parity.py, the parts that run without allennlp ---------------------------------------
+
+
+def test_parity_imports_and_registers_without_allennlp():
+    script = (
+        "import sys, argparse\n"
+        "sys.modules['allennlp'] = None  # as on the host: importing it fails\n"
+        "from stages import parity\n"
+        "parser = argparse.ArgumentParser(); parity.register(parser.add_subparsers())\n"
+        "args = parser.parse_args(['parity', '--options', 'o', '--weights', 'w', '--out', 'd'])\n"
+        "assert args.func is parity.run and args.word_len == 8\n"
+        "from stages.__main__ import build_parser\n"
+        "build_parser()\n"
+        "print('ok')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
+
+
+def test_parity_seed_padding_is_261_pseudo_words():
+    np = pytest.importorskip("numpy")
+    from stages.charids import sentence_ids
+    from stages.parity import SEED_PAD_ID, seed_padded, zero_padded
+
+    assert SEED_PAD_ID == 261
+    ids = sentence_ids(["a", "bb"])
+    padded = seed_padded(ids, 5)
+    assert padded.shape == (5, 50) and padded.dtype == np.int32
+    np.testing.assert_array_equal(padded[:2], ids)
+    assert (padded[2:] == 261).all()
+    zero = zero_padded(ids, 5)
+    np.testing.assert_array_equal(zero[:2], ids)
+    assert not zero[2:].any()
+    with pytest.raises(ValueError):
+        seed_padded(sentence_ids(["a"] * 6), 5)
+
+
+def test_parity_picks_real_sentences_by_length(tmp_path):
+    from stages.parity import pick_sentences, sentence_files
+
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("one\nthe cat\nthe cat\na dog\nsix words are far too long\n\nbig red dog\nyes\n")
+    picked = pick_sentences(sentence_files(str(corpus)), 3, 2)
+    assert picked == {1: [["one"], ["yes"]], 2: [["the", "cat"], ["a", "dog"]], 3: [["big", "red", "dog"]]}
+    default = sentence_files(None)
+    assert default and all("data/sample" in str(p) for p in default)
+
+
+def test_parity_markdown_has_a_row_per_length():
+    from stages.parity import COMPARISONS, render_markdown
+
+    result = {"token_cos_min": 0.5, "token_cos_mean": 0.75, "sentence_cos_min": 0.6, "sentence_cos_mean": 0.7,
+              "max_abs": 1.5, "tokens": 2, "sentences": 1}
+    lengths = [{"length": n, "sentences": ["x " * n], "tokens": n, "results": {k: result for k, _ in COMPARISONS}}
+               for n in (1, 2)]
+    text = render_markdown({"word_len": 3, "weights": {"label": "W"}, "sentences": {"label": "S"},
+                            "versions": {"torch": "1.9.1"}, "lengths": lengths,
+                            "overall": {k: result for k, _ in COMPARISONS}})
+    rows = [line for line in text.splitlines() if line.startswith("| 1 |") or line.startswith("| 2 |")]
+    assert len(rows) == 4, text  # the main table and the sentence-cosine table
+    assert "| all |" in text and "No sentence of length 3" in text and "0.750000" in text
+
+
+@pytest.mark.skipif(os.environ.get("DOCKER_IMAGE_TESTS") != "1",
+                    reason="uses the export image; set DOCKER_IMAGE_TESTS=1 (needs a Docker daemon)")
+def test_parity_in_the_image_on_the_fixture(tmp_path):
+    if not (FIXTURE / "lm_weights.hdf5").is_file():
+        pytest.skip(f"bilm-tf fixture not found at {FIXTURE}")
+    mk = _including_makefile(tmp_path / "mk", DOCKER / "docker.mk")
+    built = _make(mk, "image-export")
+    assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
+    image = _make(mk, "-s", "docker-print-EXPORT_IMAGE").stdout.strip()
+    out = tmp_path / "out"
+    out.mkdir()
+    script = (
+        "import argparse, sys\n"
+        "from stages import parity\n"
+        "p = argparse.ArgumentParser(); parity.register(p.add_subparsers())\n"
+        "a = p.parse_args(['parity', '--options', '/fixture/options.json', '--weights', '/fixture/lm_weights.hdf5',"
+        " '--word-len', '4', '--per-length', '1', '--out', '/out'])\n"
+        "sys.exit(a.func(a))\n"
+    )
+    done = subprocess.run(["docker", "run", "--rm", "-u", f"{os.getuid()}:{os.getgid()}",
+                           "-v", f"{FIXTURE}:/fixture:ro", "-v", f"{REPO / 'data'}:/project/data:ro",
+                           "-v", f"{out}:/out", image, "python", "-c", script],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    import json
+
+    report = json.loads((out / "parity.json").read_text())
+    assert report["schema"] == "elmo-parity/1" and report["versions"]["allennlp"] == "2.7.0"
+    for entry in report["lengths"]:
+        r = entry["results"]
+        assert r["native_onnx"]["max_abs"] < 1e-5 and r["native_torch"]["max_abs"] < 1e-5
+        if entry["length"] < 4:
+            assert r["seed_onnx"]["token_cos_min"] < 0.999, "261 padding changes short sentences"
+        else:
+            assert r["seed_onnx"]["max_abs"] < 1e-5, "full rows are what the trace saw"
+
+
+def test_toolkit_container_gets_the_soc_version_read_on_the_host(tmp_path):
+    doubles = REPO / "tests" / "doubles" / "bin"
+    mk = _including_makefile(tmp_path / "mk", DOCKER / "docker.mk")
+    path = f"{doubles}:{os.environ['PATH']}"
+    done = _make(mk, "-s", "docker-print-DOCKER_RUN_toolkit", "RUNNER=docker",
+                 env_extra={"PATH": path, "FAKE_NPU_NAME": "310P3"})
+    assert "-e SOC_VERSION=Ascend310P3 " in done.stdout, done.stdout + done.stderr
+    done = _make(mk, "-s", "docker-print-DOCKER_RUN_toolkit", "RUNNER=docker", "SOC_VERSION=Ascend310P1",
+                 env_extra={"PATH": path})
+    assert "-e SOC_VERSION=Ascend310P1 " in done.stdout
+    done = _make(mk, "-s", "docker-print-DOCKER_RUN_toolkit", "RUNNER=docker",
+                 env_extra={"PATH": path, "FAKE_NPU_NONE": "1"})
+    assert "SOC_VERSION" not in done.stdout, "no chip found: the stage asks for SOC_VERSION itself"

@@ -110,9 +110,13 @@ def test_killed_run_is_finished_by_rerun(tmp_path):
                             stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + 120
     # Kill it while the data stage or later is writing (a temporary is on disk).
-    while time.time() < deadline and proc.poll() is None:
-        if list((tmp_path / "a").glob("**/.*.tmp-*")) and list((tmp_path / "a").glob("model/*/*.onnx")):
-            break
+    def writing() -> bool:
+        try:
+            return bool(list((tmp_path / "a").glob("**/.*.tmp-*")) and list((tmp_path / "a").glob("model/*/*.onnx")))
+        except FileNotFoundError:  # a temporary renamed away while glob walked it
+            return False
+
+    while time.time() < deadline and proc.poll() is None and not writing():
         time.sleep(0.05)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
