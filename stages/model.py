@@ -141,7 +141,8 @@ class ElmoBiLM(nn.Module):
         return x.reshape(-1, steps, x.shape[-1])
 
     def _run_layer(
-        self, inputs: torch.Tensor, mask: torch.Tensor, index: int, reverse: bool, state: LayerState
+        self, inputs: torch.Tensor, mask: torch.Tensor, index: int, reverse: bool, state: LayerState,
+        hold_state: bool = True,
     ) -> Tuple[torch.Tensor, LayerState]:
         """One direction of one LSTM layer over ``[B, T, P]`` inputs."""
         c = self.options.cell_dim
@@ -154,6 +155,8 @@ class ElmoBiLM(nn.Module):
         hidden_weight, proj_weight = self.hidden_weights[index], self.proj_weights[index]
         h, cell = state
         steps = inputs.shape[1]
+        # One Split rather than a Slice per step.
+        step_masks = torch.split(mask.unsqueeze(-1), 1, dim=1) if hold_state else None
         outputs: List[Optional[torch.Tensor]] = [None] * steps
         order = range(steps - 1, -1, -1) if reverse else range(steps)
         for t in order:
@@ -166,12 +169,15 @@ class ElmoBiLM(nn.Module):
             new_h = (out_gate * torch.tanh(new_cell)).matmul(proj_weight)
             if proj_clip:
                 new_h = torch.clamp(new_h, -proj_clip, proj_clip)
-            # Padding steps keep the state: the forward pass ends with the state
-            # at the row's real length, the backward pass reaches the row's
-            # last token with its initial state, exactly as if run unpadded.
-            real = mask[:, t : t + 1]
-            cell = torch.where(real, new_cell, cell)
-            h = torch.where(real, new_h, h)
+            if step_masks is not None:
+                # Padding steps keep the state: the forward pass ends with the state
+                # at the row's real length, the backward pass reaches the row's
+                # last token with its initial state, exactly as if run unpadded.
+                real = step_masks[t][:, 0]
+                cell = torch.where(real, new_cell, cell)
+                h = torch.where(real, new_h, h)
+            else:
+                cell, h = new_cell, new_h
             outputs[t] = new_h
         # One Concat + Reshape and one mask Mul, rather than an Unsqueeze and a
         # Mul per step: at batch 1 the node count is a visible share of the time.
@@ -203,7 +209,11 @@ class ElmoBiLM(nn.Module):
         forward_in, backward_in = tokens, tokens
         for layer in range(self.options.n_layers):
             index = 2 * layer
-            forward_out, forward_state = self._run_layer(forward_in, mask, index, False, state[index])
+            # Stateless, the forward pass may run on through the padding after a
+            # row's end: nothing real depends on those steps (their outputs are
+            # masked) and no final state is kept, so it skips the state holds.
+            forward_out, forward_state = self._run_layer(forward_in, mask, index, False, state[index],
+                                                         hold_state=initial_state is not None)
             backward_out, backward_state = self._run_layer(backward_in, mask, index + 1, True, state[index + 1])
             if layer > 0 and self.options.use_skip_connections:
                 forward_out = forward_out + forward_in
