@@ -146,6 +146,19 @@ ifneq ($(filter accuracy perf all,$(MAKECMDGOALS)),)
 $(shell mkdir -p $(REPORTS) && { [ "$$(cat $(REPORT_STAMP) 2>/dev/null)" = "$(REPORT_SETTINGS)" ] || echo "$(REPORT_SETTINGS)" > $(REPORT_STAMP); })
 endif
 
+# Each artifact also depends on the code that makes it, so a changed stage
+# redoes its step and what follows, and nothing else.
+code = $(addprefix stages/,$(addsuffix .py,$(1)))
+CODE_MODEL := $(call code,model elmo_options hdf5_weights charids)
+CODE_WEIGHTS := $(call code,weights hdf5_weights elmo_options download official)
+CODE_DATA := $(call code,data dataset_source charids)
+CODE_EXPORT := $(CODE_MODEL) $(call code,export onnx_info)
+CODE_SIMPLIFY := $(call code,simplify onnx_info)
+CODE_COMPILE := $(call code,compile runners) $(wildcard stages/ascend/atc.py stages/ascend/npu_smi.py)
+CODE_INFER := $(call code,infer runners) $(wildcard stages/ascend/ais_bench.py stages/ascend/ais_summary.py)
+CODE_ACCURACY := $(CODE_MODEL) $(call code,accuracy metrics runners plots)
+CODE_PERF := $(call code,perf runners plots)
+
 # An artifact's path as the stage command sees it (under $(A) in a container).
 in = $(A)/$(patsubst $(ARTIFACTS)/%,%,$(1))
 in_docker = /artifacts/$(patsubst $(ARTIFACTS)/%,%,$(1))
@@ -188,7 +201,7 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 	@touch $@
 
 weights: $(SOURCE_JSON) ## choose/prepare the weights (WEIGHTS, ELMO_OPTIONS/ELMO_WEIGHTS)
-$(SOURCE_JSON): | $(HOST_VENV) $(IMAGE_DEP_export)
+$(SOURCE_JSON): $(CODE_WEIGHTS) | $(HOST_VENV) $(IMAGE_DEP_export)
 	$(RUN_EXPORT) weights --source $(WEIGHTS) --out $(call in,$@) --cache $(DATA)/cache \
 	  $(if $(ELMO_OPTIONS),--options $(abspath $(ELMO_OPTIONS)) --weights $(abspath $(ELMO_WEIGHTS))) \
 	  $(if $(SYNTHETIC_LIKE),--synthetic-like $(abspath $(SYNTHETIC_LIKE)))
@@ -198,13 +211,13 @@ dataset: | $(VENV)/.installed ## download + unpack the 1B Word held-out set (sha
 
 data: $(DATA_MANIFEST) ## corpus -> sentences.txt + {i}.bin ids + manifest
 HELDOUT_MARK := $(wildcard data/1-billion-word-language-modeling-benchmark-r13output/heldout-monolingual.tokenized.shuffled/.unpacked)
-$(DATA_MANIFEST): $(HELDOUT_MARK) $(wildcard data/sample/heldout-monolingual.tokenized.shuffled/*) | $(HOST_VENV) $(IMAGE_DEP_export)
+$(DATA_MANIFEST): $(CODE_DATA) $(HELDOUT_MARK) $(wildcard data/sample/heldout-monolingual.tokenized.shuffled/*) | $(HOST_VENV) $(IMAGE_DEP_export)
 	$(RUN_EXPORT) dataset-source --dataset $(DATASET) --dataset-dir '$(if $(DATASET_DIR),$(abspath $(DATASET_DIR)))' --fetch --out $(call in,$(DATASET_JSON))
 	$(RUN_EXPORT) data --dataset-source $(call in,$(DATASET_JSON)) --file-num $(FILE_NUM) --word-len $(WORD_LEN) \
 	  --out $(call in,$(DATA_DIR))
 
 export: $(ONNX) ## export the ONNX graph (opset 11)
-$(ONNX): $(SOURCE_JSON)
+$(ONNX): $(SOURCE_JSON) $(CODE_EXPORT)
 	$(RUN_EXPORT) export --source $(call in,$<) --word-len $(WORD_LEN) $(EXPORT_FLAGS) --out $(call in,$@)
 
 # allennlp only exists in the export image, so this stage runs there whatever RUNNER is.
@@ -216,21 +229,21 @@ $(SEED_ONNX): $(SEED_ONNX_RAW)
 	$(RUN_EXPORT) simplify $(call in,$<) $(call in,$@)
 
 simplify: $(SIM_ONNX) ## onnxsim the exported graph
-$(SIM_ONNX): $(ONNX)
+$(SIM_ONNX): $(ONNX) $(CODE_SIMPLIFY)
 	$(RUN_EXPORT) simplify $(call in,$<) $(call in,$@)
 
 ifeq ($(TARGET),cpu)
-$(call om_for,%): $(SIM_ONNX)
+$(call om_for,%): $(SIM_ONNX) $(CODE_COMPILE)
 	$(RUN_EXPORT) compile --target cpu --model $(call in,$<) --out $(call in,$@) --precision $* --threads $(THREADS)
 
-$(call run_outputs,%)/summary.json: $(call om_for,%) $(DATA_MANIFEST)
+$(call run_outputs,%)/summary.json: $(call om_for,%) $(DATA_MANIFEST) $(CODE_INFER)
 	$(RUN_RUNTIME) infer --target cpu --model $(call in,$<) --input $(call in,$(DATA_DIR))/bin \
 	  --output $(call in,$(@D)) --threads $(THREADS)
 else
-$(OM): $(SIM_ONNX) | $(IMAGE_DEP_toolkit)
+$(OM): $(SIM_ONNX) $(CODE_COMPILE) | $(IMAGE_DEP_toolkit)
 	$(RUN_TOOLKIT) compile --target ascend --model $(call in,$<) --out $(call in,$@) $(OM_FLAGS)
 
-$(OUTPUTS_SUMMARY): $(OM) $(DATA_MANIFEST) | $(IMAGE_DEP_runtime)
+$(OUTPUTS_SUMMARY): $(OM) $(DATA_MANIFEST) $(CODE_INFER) | $(IMAGE_DEP_runtime)
 	$(RUN_RUNTIME) infer --target ascend --model $(call in,$(OM)) --input $(call in,$(DATA_DIR))/bin \
 	  --output $(call in,$(OUTPUTS)) --devices $(DEVICES)
 endif
@@ -241,7 +254,8 @@ infer: $(OUTPUTS_SUMMARY) ## run the offline model over the corpus (ais_bench la
 # the speed); `make accuracy` then publishes the chosen flavour's report and
 # fails if it failed. Only a pass leaves the stamp make checks, so a failed
 # gate fails again on the next run instead of looking done.
-$(call run_report,%): $(call run_outputs,%)/summary.json $(SIM_ONNX) $(SOURCE_JSON) $(DATA_MANIFEST) $(REPORT_STAMP)
+$(call run_report,%): $(call run_outputs,%)/summary.json $(SIM_ONNX) $(SOURCE_JSON) $(DATA_MANIFEST) $(REPORT_STAMP) \
+    $(CODE_ACCURACY)
 	$(RUN_EXPORT) accuracy --report-only --target $(TARGET) --data $(call in,$(DATA_DIR)) \
 	  --outputs $(call in,$(<D)) --onnx $(call in,$(SIM_ONNX)) --weights-source $(call in,$(SOURCE_JSON)) \
 	  --dataset-source $(call in,$(DATASET_JSON)) --report-dir $(call in,$(@D)) \
@@ -252,7 +266,7 @@ $(ACCURACY_OK): $(call run_report,$(RUN_FLAVOUR))
 	@python3 -c 'import json, sys; r = json.load(open(sys.argv[1])); print("accuracy:", "PASSED" if r["passed"] else "FAILED", "(" + sys.argv[1] + ")", file=sys.stdout if r["passed"] else sys.stderr); sys.exit(0 if r["passed"] else 1)' $(ACCURACY_JSON)
 	@touch $@
 
-$(PERF_JSON): $(foreach f,$(FLAVOURS),$(call run_report,$(f))) $(if $(filter cpu,$(TARGET)),$(foreach f,$(FLAVOURS),$(call om_for,$(f)))) $(OM) $(SIM_ONNX) $(DATA_MANIFEST) $(SOURCE_JSON) $(REPORT_STAMP)
+$(PERF_JSON): $(foreach f,$(FLAVOURS),$(call run_report,$(f))) $(if $(filter cpu,$(TARGET)),$(foreach f,$(FLAVOURS),$(call om_for,$(f)))) $(OM) $(SIM_ONNX) $(DATA_MANIFEST) $(SOURCE_JSON) $(REPORT_STAMP) $(CODE_PERF)
 	$(RUN_RUNTIME) perf --target $(TARGET) --model $(call in,$(OM)) --onnx $(call in,$(SIM_ONNX)) \
 	  --data $(call in,$(DATA_DIR)) --weights-source $(call in,$(SOURCE_JSON)) \
 	  --dataset-source $(call in,$(DATASET_JSON)) --batch $(BATCHES) --seconds $(PERF_SECONDS) \
