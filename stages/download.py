@@ -58,26 +58,10 @@ def reachable(url: str, timeout: float = 5.0) -> bool:
         return False
 
 
-def fetch(
-    url: str,
-    dest: Path,
-    sha256: Optional[str],
-    *,
-    allow_unverified: bool = False,
-    progress: bool = True,
-    chunk: int = 1 << 20,
-    timeout: float = 60,
-) -> Path:
-    """Return ``dest`` holding the file at ``url`` whose sha256 is ``sha256``."""
-    return fetch_info(
-        url,
-        dest,
-        sha256,
-        allow_unverified=allow_unverified,
-        progress=progress,
-        chunk=chunk,
-        timeout=timeout,
-    ).path
+def fetch(url: str, dest: Path, sha256: Optional[str], **options) -> Path:
+    """Return ``dest`` holding the file at ``url`` whose sha256 is ``sha256``
+    (options as for ``fetch_info``)."""
+    return fetch_info(url, dest, sha256, **options).path
 
 
 def fetch_info(

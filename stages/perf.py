@@ -164,7 +164,7 @@ class WorkerVariant(Variant):
         self.conn, child = context.Pipe()
         self.process = context.Process(target=_torch_worker, args=(child, options, weights, threads), daemon=True)
         self.process.start()
-        status, rss = self.conn.recv()
+        _, rss = self.conn.recv()
         super().__init__(name, kind, None, "fp32", 4, batches=batches, rss_mb=rss)
         self.peak_rss_mb = rss
 
@@ -194,19 +194,19 @@ def _load_variants(args, threads: int) -> List[Variant]:
 
     variants = []
 
-    def add(name, kind, load, precision, model=None):
+    def add(name, kind, load, precision, model=None, batches=None):
         before = _rss_mb()
         runner = load()
         variants.append(Variant(name, kind, runner, precision, 1 if precision == "int8" else 4, model=model,
-                                rss_mb=_rss_mb() - before))
+                                batches=batches, rss_mb=_rss_mb() - before))
 
     add("baseline: ORT fp32, simplified ONNX", "baseline",
         lambda: OrtRunner.load(args.onnx, threads=threads, optimize=True), "fp32", model=args.onnx)
     if args.seed_onnx:
         # The seed guide's graph (allennlp export -> onnxsim), static batch 1.
         add("seed pipeline: allennlp export, ORT fp32", "seed",
-            lambda: OrtRunner.load(args.seed_onnx, threads=threads, optimize=True), "fp32", model=args.seed_onnx)
-        variants[-1].batches = [1]
+            lambda: OrtRunner.load(args.seed_onnx, threads=threads, optimize=True), "fp32", model=args.seed_onnx,
+            batches=[1])
     if args.target == "cpu":
         precision = _precision_of(args.model)
         add(f"target: cpu offline model ({precision})", "target",

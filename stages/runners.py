@@ -22,15 +22,14 @@ def default_threads() -> int:
 
 
 class TorchRunner:
-    """PyTorch eager on the project's module (``layers=True``: all ELMo layers, stacked on axis 1)."""
+    """PyTorch eager on the project's module."""
 
-    def __init__(self, model, *, threads: Optional[int] = None, layers: bool = False, name: str = "pytorch-eager"):
+    def __init__(self, model, *, threads: Optional[int] = None, name: str = "pytorch-eager"):
         import torch
 
         if threads:
             torch.set_num_threads(threads)
         self.model = model
-        self.layers = layers
         self.name = name
 
     @classmethod
@@ -44,11 +43,7 @@ class TorchRunner:
 
         with torch.no_grad():
             ids = torch.from_numpy(np.ascontiguousarray(inputs["input"]))
-            if self.layers:
-                out = torch.stack(self.model.layers(ids)[0], dim=1)
-            else:
-                out = self.model(ids)
-        return {"output": out.numpy()}
+            return {"output": self.model(ids).numpy()}
 
 
 class OrtRunner:

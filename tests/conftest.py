@@ -64,12 +64,17 @@ def make(*args, check=True, env=None):
     return done
 
 
+def tiny_settings(folder, *extra) -> list:
+    """make settings for a run of the tiny synthetic model under ``folder``."""
+    like = folder / "tiny_options.json"
+    like.write_text(json.dumps(TINY_OPTIONS))
+    return [f"ARTIFACTS={folder / 'artifacts'}", "WEIGHTS=synthetic", f"SYNTHETIC_LIKE={like}", *PERF, *extra]
+
+
 @pytest.fixture(scope="session")
 def tiny_synthetic(tmp_path_factory):
     folder = tmp_path_factory.mktemp("pipeline")
-    like = folder / "tiny_options.json"
-    like.write_text(json.dumps(TINY_OPTIONS))
-    return folder, [f"ARTIFACTS={folder / 'artifacts'}", "WEIGHTS=synthetic", f"SYNTHETIC_LIKE={like}", *PERF]
+    return folder, tiny_settings(folder)
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,7 @@ import os
 
 import pytest
 
-from tests.conftest import REPO, TINY_OPTIONS, make
+from tests.conftest import REPO, make, tiny_settings
 
 
 @pytest.fixture(scope="module")
@@ -24,10 +24,9 @@ def ascend_env():
 @pytest.fixture(scope="module")
 def settings(tmp_path_factory):
     folder = tmp_path_factory.mktemp("ascend")
-    like = folder / "tiny.json"
-    like.write_text(json.dumps(TINY_OPTIONS))
-    return folder / "artifacts", [f"ARTIFACTS={folder / 'artifacts'}", "WEIGHTS=synthetic", f"SYNTHETIC_LIKE={like}",
-                                  "DATASET=sample", "WORD_LEN=8", "PERF_SECONDS=0.2", "PERF_TORCH=0", "THREADS=2"]
+    # Each test names its own BATCH (the om's batch sizes), so the shared default is left out.
+    settings = [s for s in tiny_settings(folder, "PERF_TORCH=0") if not s.startswith("BATCH=")]
+    return folder / "artifacts", settings
 
 
 def test_target_defaults_to_ascend_when_npu_smi_is_present(ascend_env):

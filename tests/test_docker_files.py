@@ -430,17 +430,31 @@ def test_squeeze_guards_after_unit_splits_are_removed():
 # --- inside the export image (opt-in: DOCKER_IMAGE_TESTS=1) ---------------------------------------
 
 
-@pytest.mark.skipif(os.environ.get("DOCKER_IMAGE_TESTS") != "1",
-                    reason="builds/uses the export image; set DOCKER_IMAGE_TESTS=1 (needs a Docker daemon)")
-def test_allennlp_export_in_the_image_matches_allennlp_eager(tmp_path):
+def _export_image_and_out(tmp_path):
+    """Build (or find) the export image; an empty folder to mount at /out."""
     if not (FIXTURE / "lm_weights.hdf5").is_file():
         pytest.skip(f"bilm-tf fixture not found at {FIXTURE}")
     mk = _including_makefile(tmp_path / "mk", DOCKER / "docker.mk")
     built = _make(mk, "image-export")
     assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
-    image = _make(mk, "-s", "docker-print-EXPORT_IMAGE").stdout.strip()
     out = tmp_path / "out"
     out.mkdir()
+    return _make(mk, "-s", "docker-print-EXPORT_IMAGE").stdout.strip(), out
+
+
+def _run_in_image(image, out, script, *mounts):
+    """``python -c script`` in the image as this user, the fixture at /fixture and ``out`` at /out."""
+    done = subprocess.run(["docker", "run", "--rm", "-u", f"{os.getuid()}:{os.getgid()}",
+                           "-v", f"{FIXTURE}:/fixture:ro", *mounts, "-v", f"{out}:/out", image, "python", "-c",
+                           script], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done
+
+
+@pytest.mark.skipif(os.environ.get("DOCKER_IMAGE_TESTS") != "1",
+                    reason="builds/uses the export image; set DOCKER_IMAGE_TESTS=1 (needs a Docker daemon)")
+def test_allennlp_export_in_the_image_matches_allennlp_eager(tmp_path):
+    image, out = _export_image_and_out(tmp_path)
     script = (
         "import json, numpy as np, onnxruntime as ort\n"
         "from stages.charids import batch_ids\n"
@@ -454,10 +468,7 @@ def test_allennlp_export_in_the_image_matches_allennlp_eager(tmp_path):
         "print(json.dumps({'nodes': info['nodes'], 'opset': info['opset'],"
         " 'diff': float(np.abs(got - allennlp_eager(o, w, ids)).max()), 'shape': list(got.shape)}))\n"
     )
-    done = subprocess.run(["docker", "run", "--rm", "-u", f"{os.getuid()}:{os.getgid()}",
-                           "-v", f"{FIXTURE}:/fixture:ro", "-v", f"{out}:/out", image, "python", "-c", script],
-                          capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
+    done = _run_in_image(image, out, script)
     import json
 
     result = json.loads(done.stdout.strip().splitlines()[-1])
@@ -736,14 +747,7 @@ def test_parity_markdown_has_a_row_per_length():
 @pytest.mark.skipif(os.environ.get("DOCKER_IMAGE_TESTS") != "1",
                     reason="uses the export image; set DOCKER_IMAGE_TESTS=1 (needs a Docker daemon)")
 def test_parity_in_the_image_on_the_fixture(tmp_path):
-    if not (FIXTURE / "lm_weights.hdf5").is_file():
-        pytest.skip(f"bilm-tf fixture not found at {FIXTURE}")
-    mk = _including_makefile(tmp_path / "mk", DOCKER / "docker.mk")
-    built = _make(mk, "image-export")
-    assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
-    image = _make(mk, "-s", "docker-print-EXPORT_IMAGE").stdout.strip()
-    out = tmp_path / "out"
-    out.mkdir()
+    image, out = _export_image_and_out(tmp_path)
     script = (
         "import argparse, sys\n"
         "from stages import parity\n"
@@ -752,11 +756,7 @@ def test_parity_in_the_image_on_the_fixture(tmp_path):
         " '--word-len', '4', '--per-length', '1', '--out', '/out'])\n"
         "sys.exit(a.func(a))\n"
     )
-    done = subprocess.run(["docker", "run", "--rm", "-u", f"{os.getuid()}:{os.getgid()}",
-                           "-v", f"{FIXTURE}:/fixture:ro", "-v", f"{REPO / 'data'}:/project/data:ro",
-                           "-v", f"{out}:/out", image, "python", "-c", script],
-                          capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
+    _run_in_image(image, out, script, "-v", f"{REPO / 'data'}:/project/data:ro")
     import json
 
     report = json.loads((out / "parity.json").read_text())

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import PERF, REPO, TINY_OPTIONS, make
+from tests.conftest import PERF, REPO, make, tiny_settings
 
 
 def test_accuracy_report(first_run):
@@ -103,16 +103,15 @@ def test_failed_gate_exits_nonzero_and_fails_again(first_run):
 
 
 def test_killed_run_is_finished_by_rerun(tmp_path):
-    like = tmp_path / "tiny_options.json"
-    like.write_text(json.dumps(TINY_OPTIONS))
-    settings = [f"ARTIFACTS={tmp_path / 'a'}", "WEIGHTS=synthetic", f"SYNTHETIC_LIKE={like}", *PERF]
+    settings = tiny_settings(tmp_path)
     proc = subprocess.Popen(["make", "-C", str(REPO), "accuracy", *settings], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + 120
     # Kill it while the data stage or later is writing (a temporary is on disk).
     def writing() -> bool:
         try:
-            return bool(list((tmp_path / "a").glob("**/.*.tmp-*")) and list((tmp_path / "a").glob("model/*/*.onnx")))
+            artifacts = tmp_path / "artifacts"
+            return bool(list(artifacts.glob("**/.*.tmp-*")) and list(artifacts.glob("model/*/*.onnx")))
         except FileNotFoundError:  # a temporary renamed away while glob walked it
             return False
 
@@ -122,7 +121,7 @@ def test_killed_run_is_finished_by_rerun(tmp_path):
     proc.wait()
     done = make("accuracy", *settings)
     assert "accuracy: PASSED" in done.stdout
-    assert not list((tmp_path / "a").glob("**/.*.tmp-*"))
+    assert not list((tmp_path / "artifacts").glob("**/.*.tmp-*"))
 
 
 def test_int8_gate_holds_on_trained_fixture(bilm_fixture, tmp_path):
