@@ -94,6 +94,9 @@ DATA_TAG := $(if $(DATASET_DIR),dir-$(shell echo '$(abspath $(DATASET_DIR))' | s
 # all it needs, else a dynamic-batch one compiled with --dynamic_batch_size.
 # Batch 1 is always among the om's sizes: accuracy feeds it [1, W, 50] files.
 OM_BATCHES := $(sort 1 $(BATCHES))
+# The cpu accuracy run also judges the model at the largest batch perf times:
+# the int8 model takes another path above batch 1.
+LARGEST_BATCH := $(shell printf '%s\n' $(BATCHES) | sort -n | tail -1)
 ifeq ($(TARGET),cpu)
 EXPORT_SHAPE := dyn
 else
@@ -154,7 +157,7 @@ CODE_WEIGHTS := $(call code,weights hdf5_weights elmo_options download official)
 CODE_DATA := $(call code,data dataset_source charids)
 CODE_EXPORT := $(CODE_MODEL) $(call code,export onnx_info)
 CODE_SIMPLIFY := $(call code,simplify onnx_info)
-CODE_COMPILE := $(call code,compile runners) $(wildcard stages/ascend/atc.py stages/ascend/npu_smi.py)
+CODE_COMPILE := $(call code,compile quantize runners) $(wildcard stages/ascend/atc.py stages/ascend/npu_smi.py)
 CODE_INFER := $(call code,infer runners) $(wildcard stages/ascend/ais_bench.py stages/ascend/ais_summary.py)
 CODE_ACCURACY := $(CODE_MODEL) $(call code,accuracy metrics runners plots)
 CODE_PERF := $(call code,perf runners plots)
@@ -259,7 +262,8 @@ $(call run_report,%): $(call run_outputs,%)/summary.json $(SIM_ONNX) $(SOURCE_JS
 	$(RUN_EXPORT) accuracy --report-only --target $(TARGET) --data $(call in,$(DATA_DIR)) \
 	  --outputs $(call in,$(<D)) --onnx $(call in,$(SIM_ONNX)) --weights-source $(call in,$(SOURCE_JSON)) \
 	  --dataset-source $(call in,$(DATASET_JSON)) --report-dir $(call in,$(@D)) \
-	  --sentence-cos-min $(SENTENCE_COS_MIN) --token-cos-min $(TOKEN_COS_MIN) --threads $(THREADS)
+	  --sentence-cos-min $(SENTENCE_COS_MIN) --token-cos-min $(TOKEN_COS_MIN) --threads $(THREADS) \
+	  $(if $(filter cpu,$(TARGET)),--batched $(LARGEST_BATCH))
 
 $(ACCURACY_OK): $(call run_report,$(RUN_FLAVOUR))
 	cp $(<D)/accuracy.json $(<D)/accuracy.md $(<D)/accuracy_hist.png $(REPORTS)/

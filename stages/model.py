@@ -142,9 +142,13 @@ class ElmoBiLM(nn.Module):
 
     def _run_layer(
         self, inputs: torch.Tensor, mask: torch.Tensor, index: int, reverse: bool, state: LayerState,
-        hold_state: bool = True,
+        hold_state: bool = True, zero_start: bool = False,
     ) -> Tuple[torch.Tensor, LayerState]:
-        """One direction of one LSTM layer over ``[B, T, P]`` inputs."""
+        """One direction of one LSTM layer over ``[B, T, P]`` inputs.
+
+        ``zero_start``: ``state`` is known to be all zeros, so the first step
+        skips the hidden MatMul and the forget term (exact: both are zero).
+        """
         c = self.options.cell_dim
         cell_clip, proj_clip = self.options.cell_clip, self.options.proj_clip
         # The input projection of all T steps is one MatMul, outside the
@@ -153,17 +157,26 @@ class ElmoBiLM(nn.Module):
         # [x, h] @ W_0 (the recurrence is bound by weight reads, not FLOPs).
         projected = inputs.matmul(self.input_weights[index]) + self.gate_biases[index]
         hidden_weight, proj_weight = self.hidden_weights[index], self.proj_weights[index]
-        h, cell = state
+        # Steps work on [B, 1, .] slices: one Split hands each step its inputs and
+        # mask, and one Concat stacks the outputs, with no per-step Gather,
+        # Unsqueeze or Reshape (at batch 1 the node count is a visible share of
+        # the time).
+        h, cell = state[0].unsqueeze(1), state[1].unsqueeze(1)
         steps = inputs.shape[1]
-        # One Split rather than a Slice per step.
+        step_inputs = torch.split(projected, 1, dim=1)
         step_masks = torch.split(mask.unsqueeze(-1), 1, dim=1) if hold_state else None
         outputs: List[Optional[torch.Tensor]] = [None] * steps
         order = range(steps - 1, -1, -1) if reverse else range(steps)
         for t in order:
-            gates = projected[:, t] + h.matmul(hidden_weight)
+            # Stateless, a step in ten of each layer and direction reads the
+            # 512 x 16384 hidden matrix only to multiply zeros.
+            first_from_zero = zero_start and t == order[0]
+            gates = step_inputs[t] if first_from_zero else step_inputs[t] + h.matmul(hidden_weight)
             sig_part, tanh_part = torch.split(gates, [3 * c, c], dim=-1)
             in_gate, forget_gate, out_gate = torch.split(torch.sigmoid(sig_part), c, dim=-1)
-            new_cell = forget_gate * cell + in_gate * torch.tanh(tanh_part)
+            new_cell = in_gate * torch.tanh(tanh_part)
+            if not first_from_zero:
+                new_cell = forget_gate * cell + new_cell
             if cell_clip:
                 new_cell = torch.clamp(new_cell, -cell_clip, cell_clip)
             new_h = (out_gate * torch.tanh(new_cell)).matmul(proj_weight)
@@ -173,16 +186,14 @@ class ElmoBiLM(nn.Module):
                 # Padding steps keep the state: the forward pass ends with the state
                 # at the row's real length, the backward pass reaches the row's
                 # last token with its initial state, exactly as if run unpadded.
-                real = step_masks[t][:, 0]
+                real = step_masks[t]
                 cell = torch.where(real, new_cell, cell)
                 h = torch.where(real, new_h, h)
             else:
                 cell, h = new_cell, new_h
             outputs[t] = new_h
-        # One Concat + Reshape and one mask Mul, rather than an Unsqueeze and a
-        # Mul per step: at batch 1 the node count is a visible share of the time.
-        stacked = torch.cat(outputs, dim=-1).reshape(-1, steps, h.shape[-1])
-        return stacked * mask.unsqueeze(-1).to(stacked.dtype), (h, cell)
+        stacked = torch.cat(outputs, dim=1)
+        return stacked * mask.unsqueeze(-1).to(stacked.dtype), (h.squeeze(1), cell.squeeze(1))
 
     def zero_state(self, batch: int, like: torch.Tensor) -> LstmState:
         p, c = self.options.projection_dim, self.options.cell_dim
@@ -212,9 +223,11 @@ class ElmoBiLM(nn.Module):
             # Stateless, the forward pass may run on through the padding after a
             # row's end: nothing real depends on those steps (their outputs are
             # masked) and no final state is kept, so it skips the state holds.
+            stateless = initial_state is None
             forward_out, forward_state = self._run_layer(forward_in, mask, index, False, state[index],
-                                                         hold_state=initial_state is not None)
-            backward_out, backward_state = self._run_layer(backward_in, mask, index + 1, True, state[index + 1])
+                                                         hold_state=not stateless, zero_start=stateless)
+            backward_out, backward_state = self._run_layer(backward_in, mask, index + 1, True, state[index + 1],
+                                                           zero_start=stateless)
             if layer > 0 and self.options.use_skip_connections:
                 forward_out = forward_out + forward_in
                 backward_out = backward_out + backward_in

@@ -182,10 +182,13 @@ class WorkerVariant(Variant):
         self.process.join(timeout=30)
 
 
-def _precision_of(model) -> str:
+def _manifest_of(model) -> dict:
     manifest_path = Path(str(model) + ".json")
-    manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
-    return manifest.get("precision", "fp32")
+    return json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
+
+
+def _precision_of(model) -> str:
+    return _manifest_of(model).get("precision", "fp32")
 
 
 def _load_variants(args, threads: int) -> List[Variant]:
@@ -302,6 +305,37 @@ def add_gates(results: List[dict], variants: List[Variant], reports: List[str], 
         r["accuracy_gate"] = verdicts.get(str(Path(model).resolve()), "not judged")
 
 
+def summarize_models(results: List[dict], variants: List[Variant], largest: int = 32) -> List[dict]:
+    """Per judged model: batch 1 and its best batch <= ``largest``, as ratios to the
+    baseline and the seed's graph at batch 1 (the figures the speed targets use)."""
+    forms = {v.name: _manifest_of(v.model).get("weights_form") for v in variants if v.model}
+    summary = []
+    for name in dict.fromkeys(r["variant"] for r in results if r["kind"] in ("target", "variant")):
+        rows = [r for r in results if r["variant"] == name]
+        one = next((r for r in rows if r["batch"] == 1), None)
+        best = max((r for r in rows if r["batch"] <= largest), key=lambda r: r["sentences_per_s"], default=None)
+        if best is None:
+            continue
+        summary.append({
+            "variant": name,
+            "precision": best["precision"],
+            "weights_form": forms.get(name),
+            "accuracy_gate": best["accuracy_gate"],
+            "batch1_sentences_per_s": one["sentences_per_s"] if one else None,
+            "batch1_vs_baseline": one["speedup_vs_baseline_same_batch"] if one else None,
+            "batch1_vs_seed": one["speedup_vs_seed_batch1"] if one else None,
+            "best_batch": best["batch"],
+            "best_sentences_per_s": best["sentences_per_s"],
+            "best_vs_baseline_batch1": best["speedup_vs_baseline_batch1"],
+            "best_vs_seed_batch1": best["speedup_vs_seed_batch1"],
+        })
+    return summary
+
+
+def _ratio(value) -> str:
+    return f"{value:.2f}x" if value else "n/a"
+
+
 def render_markdown(report: dict) -> str:
     m = report["machine"]
     lines = [
@@ -317,6 +351,20 @@ def render_markdown(report: dict) -> str:
         + (f" ({report['peak_rss_mb']['pytorch_worker']:.0f} MB)" if report["peak_rss_mb"]["pytorch_worker"] else ""),
         f"- budget: {report['budget']['seconds_per_point']} s per point in {report['budget']['rounds']} "
         f"alternating rounds after {report['budget']['warmup']} untimed warm-up calls",
+        "",
+        "| model | weights | gate | batch 1 sentences/s | x baseline | x seed | best batch <= 32 | sentences/s "
+        "| x baseline b1 | x seed b1 |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for m_ in report["summary"]:
+        one = m_["batch1_sentences_per_s"]
+        lines.append(
+            f"| {m_['variant']} | {m_['weights_form'] or m_['precision']} | {m_['accuracy_gate']} | "
+            f"{f'{one:.1f}' if one else 'n/a'} | {_ratio(m_['batch1_vs_baseline'])} | {_ratio(m_['batch1_vs_seed'])} | "
+            f"{m_['best_batch']} | {m_['best_sentences_per_s']:.1f} | {_ratio(m_['best_vs_baseline_batch1'])} | "
+            f"{_ratio(m_['best_vs_seed_batch1'])} |"
+        )
+    lines += [
         "",
         "| variant | batch | sentences/s | x baseline (same batch) | x baseline batch 1 | x seed batch 1 | p50 ms "
         "| p90 ms | p99 ms | iters | floor fraction | accuracy gate |",
@@ -441,6 +489,7 @@ def run(args) -> int:
                                                None)},
         "model_rss_mb": {v.name: v.rss_mb for v in variants},
         "results": results,
+        "summary": summarize_models(results, variants),
         "published": PUBLISHED,
     }
     out = Path(args.report_dir)
