@@ -17,7 +17,7 @@ import resource
 import sys
 import time
 from pathlib import Path
-from typing import Callable, Dict, List
+from typing import Callable, Dict, List, Optional
 
 import numpy as np
 
@@ -79,7 +79,47 @@ def measure_machine(threads: int) -> dict:
         a @ b
         gemms.append(time.perf_counter() - started)
     return {"copy_gb_per_s": bandwidth / 1e9, "gemm_gflop_per_s": 2 * 2048**3 / np.median(gemms) / 1e9,
-            "threads": threads, "gemm_measured_with": gemm_by}
+            "int8_gemm_gop_per_s": int8_gemm_rate(threads), "threads": threads, "gemm_measured_with": gemm_by}
+
+
+def int8_gemm_rate(threads: int, m: int = 512, k: int = 2048, n: int = 2048) -> Optional[float]:
+    """Giga-ops/s of ONNX Runtime's dynamic int8 MatMul (the int8 model's kernel) here,
+    or None where onnx is not installed (the NPU runtime image).
+
+    The int8 variants' compute ceiling: int8 runs several times the float32
+    rate here, so a float32 ceiling would put them "above" the roofline."""
+    import tempfile
+
+    try:
+        import onnx
+        import onnxruntime as ort
+        from onnx import TensorProto, helper, numpy_helper
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+    except ImportError:
+        return None
+
+    rng = np.random.default_rng(0)
+    weight = numpy_helper.from_array(rng.standard_normal((k, n), dtype=np.float32), "w")
+    graph = helper.make_graph([helper.make_node("MatMul", ["a", "w"], ["y"])], "int8_rate",
+                              [helper.make_tensor_value_info("a", TensorProto.FLOAT, [m, k])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [m, n])], [weight])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    with tempfile.TemporaryDirectory() as tmp:
+        src, dest = Path(tmp) / "f.onnx", Path(tmp) / "q.onnx"
+        onnx.save(model, str(src))
+        quantize_dynamic(str(src), str(dest), weight_type=QuantType.QInt8, per_channel=True)
+        session = ort.InferenceSession(str(dest), options, providers=["CPUExecutionProvider"])
+    a = rng.standard_normal((m, k), dtype=np.float32)
+    session.run(None, {"a": a})
+    runs = []
+    for _ in range(5):
+        started = time.perf_counter()
+        session.run(None, {"a": a})
+        runs.append(time.perf_counter() - started)
+    return 2 * m * k * n / np.median(runs) / 1e9
 
 
 def model_cost(options, word_len: int, batch: int, weight_bytes: int) -> dict:
@@ -87,7 +127,10 @@ def model_cost(options, word_len: int, batch: int, weight_bytes: int) -> dict:
 
     The recurrence re-reads the hidden and projection matrices at every step of
     every layer and direction; a batch shares each read, which is why batching
-    and int8 weights are the levers on a CPU.
+    and int8 weights are the levers on a CPU. The floor counts each weight read
+    once per call from memory (one direction's int8 matrices, 10 MB, then stay
+    in the 32 MB L3 between steps, as the profile shows); the traffic with no
+    reuse between steps is reported beside it.
     """
     e, p, c = options.char_embed_dim, options.projection_dim, options.cell_dim
     f = options.n_filters
@@ -95,12 +138,15 @@ def model_cost(options, word_len: int, batch: int, weight_bytes: int) -> dict:
     cnn = sum(2 * e * w * n * (50 - w + 1) for w, n in options.filters) * steps
     highway = options.n_highway * 2 * f * 2 * f * steps
     proj = 2 * f * p * steps
-    per_direction_layer = steps * (2 * p * 4 * c + 2 * p * 4 * c + 2 * c * p)
+    # The first step starts from a zero state and skips the hidden MatMul.
+    per_direction_layer = steps * (2 * p * 4 * c + 2 * c * p) + (steps - 1) * 2 * p * 4 * c
     flops = cnn + highway + proj + 2 * options.n_layers * per_direction_layer
-    recurrent = 2 * options.n_layers * steps * (p * 4 * c + c * p)
+    recurrent = 2 * options.n_layers * ((steps - 1) * p * 4 * c + steps * c * p)
     once = 2 * options.n_layers * p * 4 * c + options.n_highway * 2 * f * f + f * p
-    weights_moved = (recurrent + once) * weight_bytes / batch
-    return {"flops_per_sentence": float(flops), "weight_bytes_per_sentence": float(weights_moved)}
+    recurrent_once = 2 * options.n_layers * (p * 4 * c + c * p)
+    return {"flops_per_sentence": float(flops),
+            "weight_bytes_per_sentence": float((recurrent_once + once) * weight_bytes / batch),
+            "weight_bytes_without_reuse_per_sentence": float((recurrent + once) * weight_bytes / batch)}
 
 
 def timed_slot(infer: Callable[[np.ndarray], object], inputs: np.ndarray, seconds: float, min_count: int) -> list:
@@ -279,8 +325,10 @@ def add_ratios_and_roofline(results: List[dict], variants: List[Variant], option
             r["roofline"] = None
             continue
         cost = model_cost(options, word_len, r["batch"], by_name[r["variant"]].weight_bytes)
+        int8 = by_name[r["variant"]].precision == "int8" and machine.get("int8_gemm_gop_per_s")
+        compute_rate = machine["int8_gemm_gop_per_s"] if int8 else machine["gemm_gflop_per_s"]
         floor_s = max(cost["weight_bytes_per_sentence"] / (machine["copy_gb_per_s"] * 1e9),
-                      cost["flops_per_sentence"] / (machine["gemm_gflop_per_s"] * 1e9))
+                      cost["flops_per_sentence"] / (compute_rate * 1e9))
         r["roofline"] = {
             **cost,
             "floor_ms_per_sentence": floor_s * 1000.0,
@@ -344,7 +392,10 @@ def render_markdown(report: dict) -> str:
         f"- weights: {report['weights_label']}",
         f"- data: {report['data_label']}",
         f"- threads: {m['threads']}; copy bandwidth {m['copy_gb_per_s']:.1f} GB/s, "
-        f"float32 GEMM {m['gemm_gflop_per_s']:.0f} GFLOP/s (measured in this run)",
+        f"float32 GEMM {m['gemm_gflop_per_s']:.0f} GFLOP/s, int8 GEMM "
+        f"{'%.0f GOP/s' % m['int8_gemm_gop_per_s'] if m.get('int8_gemm_gop_per_s') else 'not measured'} "
+        f"(ONNX Runtime dynamic int8), measured in this run; floor = max(weights read once / copy bandwidth, "
+        f"FLOPs / GEMM rate of the variant's precision)",
         f"- target timings: {report['target_timing']}",
         f"- peak RSS: {report['peak_rss_mb']['onnxruntime_variants']:.0f} MB for the ONNX Runtime variants, "
         f"all loaded together; PyTorch eager runs in its own process"
