@@ -110,7 +110,10 @@ def int8_gemm_rate(threads: int, m: int = 512, k: int = 2048, n: int = 2048) -> 
     with tempfile.TemporaryDirectory() as tmp:
         src, dest = Path(tmp) / "f.onnx", Path(tmp) / "q.onnx"
         onnx.save(model, str(src))
-        quantize_dynamic(str(src), str(dest), weight_type=QuantType.QInt8, per_channel=True)
+        from .quantize import quiet_quantizers
+
+        with quiet_quantizers():
+            quantize_dynamic(str(src), str(dest), weight_type=QuantType.QInt8, per_channel=True)
         session = ort.InferenceSession(str(dest), options, providers=["CPUExecutionProvider"])
     a = rng.standard_normal((m, k), dtype=np.float32)
     session.run(None, {"a": a})

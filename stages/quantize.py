@@ -19,12 +19,26 @@ also runs the corpus batched (``--batched``).
 from __future__ import annotations
 
 import logging
+from contextlib import contextmanager
 from pathlib import Path
 
 from .errors import StageError
 
 BLOCK_SIZE = 128
 INPUT, OUTPUT = "input", "output"
+
+
+@contextmanager
+def quiet_quantizers():
+    """ONNX Runtime's quantizers log advice on the root logger (and the
+    MatMulNBits module sets it to INFO on import): one line per MatMul."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
 
 
 def gemm_as_matmul(model) -> None:
@@ -61,8 +75,9 @@ def dynamic_int8(src):
     src = Path(src)
     dest = src.with_name(src.name + ".dynamic-int8.tmp")
     try:
-        quantize_dynamic(str(src), str(dest), weight_type=QuantType.QInt8, per_channel=True,
-                         op_types_to_quantize=["MatMul"])
+        with quiet_quantizers():
+            quantize_dynamic(str(src), str(dest), weight_type=QuantType.QInt8, per_channel=True,
+                             op_types_to_quantize=["MatMul"])
         return onnx.load(str(dest))
     finally:
         if dest.exists():
@@ -73,17 +88,13 @@ def blockwise_int8(src, block_size: int = BLOCK_SIZE):
     """Symmetric 8-bit block-wise MatMul weights (``MatMulNBits``), int8 compute."""
     import onnx
 
-    root = logging.getLogger()
-    level = root.level
-    # The module calls logging.basicConfig(level=INFO) on import, which would
-    # print a line per MatMul from here on.
-    from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
+    with quiet_quantizers():
+        from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
 
-    root.setLevel(level)
-    model = onnx.load(str(src))
-    gemm_as_matmul(model)
-    quantizer = MatMulNBitsQuantizer(model, bits=8, block_size=block_size, is_symmetric=True, accuracy_level=4)
-    quantizer.process()
+        model = onnx.load(str(src))
+        gemm_as_matmul(model)
+        quantizer = MatMulNBitsQuantizer(model, bits=8, block_size=block_size, is_symmetric=True, accuracy_level=4)
+        quantizer.process()
     return quantizer.model.model
 
 
