@@ -51,6 +51,15 @@ def torch_unpadded(options, weights, sentences, threads=None) -> list:
     return results
 
 
+def _real_tokens(outputs, lengths) -> list:
+    return [outputs[i, :n] for i, n in enumerate(lengths)]
+
+
+def _padding_max(outputs, lengths) -> float:
+    """Largest |value| at a padded position (the gate wants exactly 0)."""
+    return float(max((np.abs(outputs[i, n:]).max() if n < outputs.shape[1] else 0.0) for i, n in enumerate(lengths)))
+
+
 def _comparison(name, description, raw, gate) -> dict:
     sentence = summarize(raw["sentence_cosine"])
     token = summarize(raw["token_cosine"])
@@ -93,10 +102,11 @@ def evaluate(args) -> tuple:
     torch_out = torch_unpadded(source["options"], source["weights"], sentences, threads=args.threads or None)
 
     lengths = [len(s) for s in sentences]
-    target_real = [outputs[i, :n] for i, n in enumerate(lengths)]
-    padding_max = float(max((np.abs(outputs[i, n:]).max() if n < word_len else 0.0) for i, n in enumerate(lengths)))
+    target_real = _real_tokens(outputs, lengths)
+    onnx_real = _real_tokens(onnx_out, lengths)
+    padding_max = _padding_max(outputs, lengths)
     gate = {"sentence_cosine_mean_min": args.sentence_cos_min, "token_cosine_min": args.token_cos_min}
-    raw_onnx = compare(target_real, [onnx_out[i, :n] for i, n in enumerate(lengths)])
+    raw_onnx = compare(target_real, onnx_real)
     raw_torch = compare(target_real, torch_out)
     comparisons = [
         _comparison("onnxruntime-fp32", "ONNX Runtime float32 on the simplified ONNX, same padded inputs",
@@ -107,10 +117,8 @@ def evaluate(args) -> tuple:
     if args.target == "cpu" and args.batched > 1:
         batched = infer_all(OrtRunner.load(args.model, threads=args.threads or None, optimize=False,
                                            name="target-batched"), ids, batch_size=args.batched)
-        raw_batched = compare([batched[i, :n] for i, n in enumerate(lengths)],
-                              [onnx_out[i, :n] for i, n in enumerate(lengths)])
-        padding_max = max(padding_max, float(max((np.abs(batched[i, n:]).max() if n < word_len else 0.0)
-                                                 for i, n in enumerate(lengths))))
+        raw_batched = compare(_real_tokens(batched, lengths), onnx_real)
+        padding_max = max(padding_max, _padding_max(batched, lengths))
         name = f"onnxruntime-fp32 (target batch {args.batched})"
         comparisons.append(_comparison(
             name, f"the offline model in batches of {args.batched} against ONNX Runtime float32", raw_batched, gate))

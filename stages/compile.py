@@ -20,23 +20,6 @@ from .hashing import sha256_file
 PRECISIONS = ("fp32", "int8")
 
 
-def quantize_int8(src, dest) -> str:
-    """int8 weights, activations quantized at run time (``stages.quantize``).
-
-    Dynamic rather than static: no calibration set is needed, the LSTM's
-    activation ranges differ per step and per sentence, and what bounds this
-    model on a CPU is reading the weights (batch 1) and int8 arithmetic
-    (batched), which int8 weights serve both.
-    """
-    import onnx
-
-    from .quantize import int8_model
-
-    model, form = int8_model(src)
-    onnx.save(model, str(dest))
-    return form
-
-
 def compile_cpu(onnx_path, out_path, *, precision="fp32", threads=None) -> dict:
     import onnx
     import onnxruntime as ort
@@ -52,8 +35,13 @@ def compile_cpu(onnx_path, out_path, *, precision="fp32", threads=None) -> dict:
     with atomic_path(out_path) as tmp:
         source, form = onnx_path, "float32"
         if precision == "int8":
+            # Why int8 this way (dynamic, two forms behind an If): stages/quantize.py.
+            from .quantize import int8_model
+
+            model, form = int8_model(onnx_path)
             source = tmp.with_name(tmp.name + ".int8.onnx")
-            form = quantize_int8(onnx_path, source)
+            onnx.save(model, str(source))
+            del model  # the protobuf copy: ORT loads its own from the file
         try:
             OrtRunner.load(source, threads=threads, optimize=True, save_optimized=tmp)
         finally:

@@ -93,34 +93,24 @@ def int8_gemm_rate(threads: int, m: int = 512, k: int = 2048, n: int = 2048) -> 
     try:
         import onnx
         import onnxruntime as ort
-        from onnx import TensorProto, helper, numpy_helper
-        from onnxruntime.quantization import QuantType, quantize_dynamic
     except ImportError:
         return None
+    from .quantize import INPUT, dynamic_int8, single_matmul_model
 
     rng = np.random.default_rng(0)
-    weight = numpy_helper.from_array(rng.standard_normal((k, n), dtype=np.float32), "w")
-    graph = helper.make_graph([helper.make_node("MatMul", ["a", "w"], ["y"])], "int8_rate",
-                              [helper.make_tensor_value_info("a", TensorProto.FLOAT, [m, k])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [m, n])], [weight])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    model.ir_version = 8
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / "matmul.onnx"
+        onnx.save(single_matmul_model(rng.standard_normal((k, n), dtype=np.float32), rows=m), str(src))
+        quantized = dynamic_int8(src)
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
-    with tempfile.TemporaryDirectory() as tmp:
-        src, dest = Path(tmp) / "f.onnx", Path(tmp) / "q.onnx"
-        onnx.save(model, str(src))
-        from .quantize import quiet_quantizers
-
-        with quiet_quantizers():
-            quantize_dynamic(str(src), str(dest), weight_type=QuantType.QInt8, per_channel=True)
-        session = ort.InferenceSession(str(dest), options, providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(quantized.SerializeToString(), options, providers=["CPUExecutionProvider"])
     a = rng.standard_normal((m, k), dtype=np.float32)
-    session.run(None, {"a": a})
+    session.run(None, {INPUT: a})
     runs = []
     for _ in range(5):
         started = time.perf_counter()
-        session.run(None, {"a": a})
+        session.run(None, {INPUT: a})
         runs.append(time.perf_counter() - started)
     return 2 * m * k * n / np.median(runs) / 1e9
 
@@ -359,7 +349,7 @@ def add_gates(results: List[dict], variants: List[Variant], reports: List[str], 
 def summarize_models(results: List[dict], variants: List[Variant], largest: int = 32) -> List[dict]:
     """Per judged model: batch 1 and its best batch <= ``largest``, as ratios to the
     baseline and the seed's graph at batch 1 (the figures the speed targets use)."""
-    forms = {v.name: _manifest_of(v.model).get("weights_form") for v in variants if v.model}
+    forms = {v.name: _manifest_of(v.model).get("weights_form") for v in variants if v.kind in ("target", "variant")}
     summary = []
     for name in dict.fromkeys(r["variant"] for r in results if r["kind"] in ("target", "variant")):
         rows = [r for r in results if r["variant"] == name]
