@@ -84,16 +84,16 @@ def _handler_for(server: FileServer):
 
         def _reply(self, path: str, header: Optional[str], status: int, body: bytes, extra: Dict[str, str]) -> None:
             cut = server._take_cut() if status in (200, 206) else None
+            payload = body if cut is None else body[:cut]
+            # Recorded before anything is sent: a client that has its answer
+            # (a 416 is complete with its headers) can already see the record.
+            server._record(Served(path, header, status, len(payload)))
             self.send_response(status)
             self.send_header("Content-Length", str(len(body)))
             self.send_header("Accept-Ranges", "bytes")
             for name, value in extra.items():
                 self.send_header(name, value)
             self.end_headers()
-            payload = body if cut is None else body[:cut]
-            # Recorded before sending, so a client that has its bytes can
-            # already see the record.
-            server._record(Served(path, header, status, len(payload)))
             self.wfile.write(payload)
             self.wfile.flush()
             if cut is not None:
