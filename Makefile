@@ -93,7 +93,8 @@ DATA_TAG := $(if $(DATASET_DIR),dir-$(shell echo '$(abspath $(DATASET_DIR))' | s
 # static shapes, so the ascend target exports the static graph when batch 1 is
 # all it needs, else a dynamic-batch one compiled with --dynamic_batch_size.
 # Batch 1 is always among the om's sizes: accuracy feeds it [1, W, 50] files.
-OM_BATCHES := $(sort 1 $(BATCHES))
+# Numeric order (1 4 8 16 32): it names the om file and atc's --dynamic_batch_size.
+OM_BATCHES := $(shell printf '%s\n' 1 $(BATCHES) | sort -nu)
 # The cpu accuracy run also judges the model at the largest batch perf times:
 # the int8 model takes another path above batch 1.
 LARGEST_BATCH := $(shell printf '%s\n' $(BATCHES) | sort -n | tail -1)
@@ -157,10 +158,11 @@ CODE_WEIGHTS := $(call code,weights hdf5_weights elmo_options download official)
 CODE_DATA := $(call code,data dataset_source charids)
 CODE_EXPORT := $(CODE_MODEL) $(call code,export onnx_info)
 CODE_SIMPLIFY := $(call code,simplify onnx_info)
-CODE_COMPILE := $(call code,compile quantize runners) $(wildcard stages/ascend/atc.py stages/ascend/npu_smi.py)
-CODE_INFER := $(call code,infer runners) $(wildcard stages/ascend/ais_bench.py stages/ascend/ais_summary.py)
+CODE_COMPILE := $(call code,compile quantize runners ascend_target) $(addprefix stages/ascend/,atc.py npu_smi.py host_info.py om_manifest.py)
+CODE_INFER := $(call code,infer runners ascend_target) \
+  $(addprefix stages/ascend/,ais_bench.py ais_summary.py ais_tool.py tool_paths.py shards.py om_manifest.py)
 CODE_ACCURACY := $(CODE_MODEL) $(call code,accuracy metrics runners plots)
-CODE_PERF := $(call code,perf runners plots)
+CODE_PERF := $(call code,perf runners plots ascend_target) $(addprefix stages/ascend/,ais_bench.py ais_tool.py)
 
 # An artifact's path as the stage command sees it (under $(A) in a container).
 in = $(A)/$(patsubst $(ARTIFACTS)/%,%,$(1))
@@ -171,7 +173,7 @@ HELP_VARS := TARGET RUNNER WORD_LEN BATCH FILE_NUM WEIGHTS ELMO_OPTIONS ELMO_WEI
   PRECISION_MODE DEVICES PYTHON
 
 # ---- the three verbs ---------------------------------------------------------
-.PHONY: help om accuracy perf all weights data export simplify seed-onnx infer dataset clean clean-venv test lint venv
+.PHONY: help om accuracy perf all weights data export simplify seed-onnx infer dataset clean clean-venv test lint venv doctor doctor-gate
 
 help: ## list targets and variables
 	@echo "ELMo deployment pipeline: make om | make accuracy | make perf"
@@ -190,10 +192,24 @@ help: ## list targets and variables
 print-%: # make -s print-VAR shows a variable's value (used by tests and scripts)
 	@echo '$($*)'
 
-om: $(OM) ## build the offline model for TARGET (cpu: ONNX Runtime; ascend: atc .om)
-accuracy: $(ACCURACY_OK) ## run the target over the corpus and judge it (reports/accuracy.*)
-perf: $(PERF_JSON) ## speed sweep over BATCH (reports/perf.*)
+ifeq ($(TARGET),ascend)
+DOCTOR_GATE := doctor-gate
+endif
+om: $(DOCTOR_GATE) $(OM) ## build the offline model for TARGET (cpu: ONNX Runtime; ascend: atc .om)
+accuracy: $(DOCTOR_GATE) $(ACCURACY_OK) ## run the target over the corpus and judge it (reports/accuracy.*)
+perf: $(DOCTOR_GATE) $(PERF_JSON) ## speed sweep over BATCH (reports/perf.*)
 all: accuracy perf ## om + accuracy + perf
+
+# The Ascend verbs check the host first (make doctor), so a missing driver, atc
+# or ais_bench is reported before export and compile have run. `make om` alone
+# needs only atc (and npu-smi, unless SOC_VERSION names the chip).
+DOCTOR_FLAGS = --target $(TARGET) --artifacts '$(abspath $(ARTIFACTS))' --devices $(DEVICES) \
+  $(if $(SOC_VERSION),--soc-version $(SOC_VERSION)) $(if $(PRECISION_MODE),--precision-mode $(PRECISION_MODE)) \
+  $(if $(filter docker,$(RUNNER)),--skip-atc)
+doctor: | $(HOST_VENV) $(IMAGE_DEP_runtime) ## what the Ascend path will use on this host, and whether it will work
+	$(RUN_RUNTIME) doctor $(DOCTOR_FLAGS)
+doctor-gate: | $(HOST_VENV) $(IMAGE_DEP_runtime)
+	@$(RUN_RUNTIME) doctor --gate $(if $(filter-out om,$(filter om accuracy perf all infer,$(MAKECMDGOALS))),all,om) $(DOCTOR_FLAGS)
 
 # ---- stages --------------------------------------------------------------------
 venv: $(VENV)/.installed ## create .venv from the pinned requirements
@@ -251,7 +267,7 @@ $(OUTPUTS_SUMMARY): $(OM) $(DATA_MANIFEST) $(CODE_INFER) | $(IMAGE_DEP_runtime)
 	  --output $(call in,$(OUTPUTS)) --devices $(DEVICES)
 endif
 
-infer: $(OUTPUTS_SUMMARY) ## run the offline model over the corpus (ais_bench layout)
+infer: $(DOCTOR_GATE) $(OUTPUTS_SUMMARY) ## run the offline model over the corpus (ais_bench layout)
 
 # Every flavour's verdict is recorded whatever it is (perf reports it beside
 # the speed); `make accuracy` then publishes the chosen flavour's report and

@@ -26,6 +26,7 @@ STAGE_MODULES = (
     "perf",
     "parity",
     "compare_runs",
+    "doctor",
 )
 
 

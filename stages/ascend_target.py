@@ -65,6 +65,9 @@ def perf_entries(args, batches) -> list:
             "h2d_ms": result["h2d_ms"],
             "d2h_ms": result["d2h_ms"],
             "measured_by": "ais_bench NPU compute time (1000 x batch / mean ms)",
+            "warmup_method": result["warmup_method"],
+            "tool": result["tool_record"],
             "command": result["command"],
+            "commands": result["commands"],
         })
     return entries

@@ -377,6 +377,20 @@ def _ratio(value) -> str:
     return f"{value:.2f}x" if value else "n/a"
 
 
+def _ms(value) -> str:
+    return "n/a" if value is None else f"{value:.1f}"
+
+
+def _target_timing(args, results) -> str:
+    if args.target != "ascend":
+        return "wall time of session.run, same loop as the baseline"
+    first = next((r for r in results if r["kind"] == "target"), {})
+    tool = first.get("tool") or {}
+    return (f"ais_bench pure-inference NPU compute time, --loop {args.loop}; warm-up {args.warmup} iterations, "
+            f"excluded by: {first.get('warmup_method', 'n/a')}; tool: {' '.join(tool.get('launcher', []))} "
+            f"({tool.get('release', 'release unknown')}, version {tool.get('version') or 'not printed'})")
+
+
 def render_markdown(report: dict) -> str:
     m = report["machine"]
     lines = [
@@ -421,7 +435,7 @@ def render_markdown(report: dict) -> str:
         seed = r["speedup_vs_seed_batch1"] or float("nan")
         lines.append(
             f"| {r['variant']} | {r['batch']} | {r['sentences_per_s']:.2f} | "
-            f"{same:.2f} | {b1:.2f} | {seed:.2f} | {lat['p50']:.1f} | {lat['p90']:.1f} | {lat['p99']:.1f} | "
+            f"{same:.2f} | {b1:.2f} | {seed:.2f} | {_ms(lat['p50'])} | {_ms(lat['p90'])} | {_ms(lat['p99'])} | "
             f"{r['iterations']} | {r['roofline']['fraction_of_floor'] if r['roofline'] else float('nan'):.2f} | "
             f"{r['accuracy_gate']} |"
         )
@@ -523,9 +537,7 @@ def run(args) -> int:
         "weights_synthetic": source["synthetic"],
         "data_label": dataset.get("label") or manifest.get("source_label"),
         "machine": machine,
-        "target_timing": ("ais_bench pure-inference NPU compute time, --loop "
-                          f"{args.loop}, {args.warmup} warm-up" if args.target == "ascend"
-                          else "wall time of session.run, same loop as the baseline"),
+        "target_timing": _target_timing(args, results),
         "budget": {"seconds_per_point": args.seconds, "rounds": args.rounds, "warmup": args.warmup,
                    "min_iters": args.min_iters},
         "peak_rss_mb": {"onnxruntime_variants": max(onnx_peak, peak_rss_mb()),
@@ -542,6 +554,7 @@ def run(args) -> int:
     write_json(out / "perf.json", report)
     for r in results:
         print(f"perf {r['variant']:<40} batch {r['batch']:>3}: {r['sentences_per_s']:8.2f} sentences/s "
-              f"(x{r['speedup_vs_baseline_same_batch']:.2f} vs baseline), p50 {r['latency_ms']['p50']:.1f} ms",
+              f"(x{r['speedup_vs_baseline_same_batch']:.2f} vs baseline), p50 "
+              f"{'%.1f ms' % r['latency_ms']['p50'] if r['latency_ms']['p50'] is not None else 'n/a'}",
               file=sys.stderr)
     return 0

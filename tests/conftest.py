@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -55,9 +56,12 @@ def tiny_model(tmp_path_factory):
 PERF = ["BATCH=1 4", "PERF_SECONDS=0.2", "WORD_LEN=8", "DATASET=sample", "THREADS=2"]
 
 
-def make(*args, check=True, env=None):
+def make(*args, check=True, env=None, umask=None):
+    """``make -C REPO args``; ``umask`` runs it under that umask (e.g. 0o002, Ubuntu's default for users
+    with a private group), as every file the pipeline writes would be on such a host."""
+    set_umask = None if umask is None else (lambda: os.umask(umask))
     done = subprocess.run(["make", "--no-print-directory", "-C", str(REPO), *args], capture_output=True,
-                          text=True, env=env)
+                          text=True, env=env, preexec_fn=set_umask)
     if check and done.returncode != 0:
         raise AssertionError(f"make {' '.join(args)} failed ({done.returncode}):\n{done.stdout[-3000:]}\n"
                              f"{done.stderr[-3000:]}")

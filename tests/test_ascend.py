@@ -1,9 +1,11 @@
 """The Ascend target against sample outputs and test doubles of its tools.
 
-No NPU or CANN here: ``tests/doubles`` holds stand-ins for ``npu-smi``,
-``atc`` and ``python3 -m ais_bench`` that take the real flags and write the
-real file layouts; the fake .om carries the ONNX model, which the fake
-ais_bench runs with onnxruntime, so outputs can be checked against numpy.
+No NPU or CANN here: ``tests/doubles`` holds stand-ins for ``npu-smi``, and
+for ``atc`` and ais_bench one double per real release, each taking that
+release's flags, making its path checks and writing its file layouts; the fake
+.om carries the ONNX model, which the fake ais_bench runs with onnxruntime, so
+outputs can be checked against numpy. Unless a test names a release, the
+newest (strictest) ones stand in: ais_bench 2025 master and CANN 8.0.
 """
 from __future__ import annotations
 
@@ -21,26 +23,32 @@ from stages.ascend.ais_summary import read_summary
 from stages.ascend.npu_smi import NpuChip
 from stages.ascend.om_manifest import SCHEMA, manifest_path
 from stages.errors import StageError
+from tests.doubles.ais_bench.releases import env_for as env_for_ais
+from tests.doubles.cann.releases import atc_path, env_for_cann
 
 HERE = Path(__file__).resolve().parent
 DOUBLES_BIN = HERE / "doubles" / "bin"
-DOUBLES_LIB = HERE / "doubles" / "pylib"
 SAMPLES = HERE / "samples" / "ascend"
 VENV_BIN = Path(sys.executable).parent
 DIM = 4
 FAKE_VARS = (
     "FAKE_NPU_NAME", "FAKE_NPU_COUNT", "FAKE_NPU_NONE", "FAKE_ATC_FAIL", "FAKE_ATC_VERSION_SILENT",
-    "FAKE_AIS_LAYOUT", "FAKE_AIS_FAIL_DEVICE", "FAKE_AIS_DROP_OUTPUT", "SOC_VERSION", "AIS_BENCH",
-    "ASCEND_TOOLKIT_HOME", "ASCEND_HOME_PATH", "ATC", "CANN_SET_ENV",
+    "FAKE_AIS_FAIL_DEVICE", "FAKE_AIS_DROP_OUTPUT", "SOC_VERSION", "AIS_BENCH",
+    "ASCEND_TOOLKIT_HOME", "ASCEND_HOME_PATH", "ATC", "CANN_SET_ENV", "AIS_INFER_DIR", "PYTHONPATH",
+    "ASCEND_DRIVER_HOME", "ASCEND_INSTALL_INFO",
 )
+AIS_RELEASE, CANN_RELEASE = "ais_bench-2025-master", "cann-8.0"
+ATC = atc_path(CANN_RELEASE)
 
 
-def _use_doubles(mp) -> None:
+def _use_doubles(mp, ais: str = AIS_RELEASE, cann: str = CANN_RELEASE) -> None:
     for name in FAKE_VARS:
         mp.delenv(name, raising=False)
     # The doubles are `#!/usr/bin/env python3` scripts that need onnx/onnxruntime.
-    mp.setenv("PATH", os.pathsep.join([str(DOUBLES_BIN), str(VENV_BIN), os.environ.get("PATH", "")]))
-    mp.setenv("PYTHONPATH", str(DOUBLES_LIB))
+    base = dict(os.environ, PATH=os.pathsep.join([str(DOUBLES_BIN), str(VENV_BIN), os.environ.get("PATH", "")]))
+    for key, value in env_for_ais(ais, env_for_cann(cann, base)).items():
+        if os.environ.get(key) != value:
+            mp.setenv(key, value)
 
 
 @pytest.fixture
@@ -151,7 +159,7 @@ def test_atc_command_matches_the_guide():
     "kwargs, message",
     [
         (dict(soc_version="310P3"), "Ascend310P3"),
-        (dict(precision_mode="fp16"), "precision_mode"),
+        (dict(precision_mode="fp16"), "PRECISION_MODE=fp16"),
         (dict(batch_sizes=[0]), "batch sizes"),
         (dict(batch_sizes=[]), "batch sizes"),
         (dict(word_len=0), "word_len"),
@@ -316,14 +324,14 @@ def test_read_summary_missing_and_unknown(tmp_path):
 
 def test_find_atc_on_path(doubles):
     tool = atc.find_atc()
-    assert tool.path == str(DOUBLES_BIN / "atc") and tool.env is None
+    assert tool.path == str(ATC) and tool.env is None
 
 
 def test_find_atc_named(doubles):
-    assert atc.find_atc("atc").path == str(DOUBLES_BIN / "atc")
+    assert atc.find_atc("atc").path == str(ATC)
     doubles.setenv("PATH", str(VENV_BIN))
-    doubles.setenv("ATC", str(DOUBLES_BIN / "atc"))
-    assert atc.find_atc().path == str(DOUBLES_BIN / "atc")
+    doubles.setenv("ATC", str(ATC))
+    assert atc.find_atc().path == str(ATC)
 
 
 def test_find_atc_missing(doubles, tmp_path):
@@ -335,27 +343,64 @@ def test_find_atc_missing(doubles, tmp_path):
         atc.find_atc(atc_path=tmp_path / "atc")
 
 
-def test_find_atc_through_set_env(doubles, tmp_path):
+@pytest.mark.parametrize("release, version", [("cann-5.1.RC2", "5.1.RC2"), ("cann-8.0", "8.0.0")])
+def test_find_atc_through_set_env(doubles, tmp_path, release, version):
+    from tests.doubles.cann.releases import set_env_path
+
     doubles.setenv("PATH", os.pathsep.join([str(VENV_BIN), "/usr/bin", "/bin"]))
-    script = tmp_path / "set_env.sh"
-    script.write_text(f'export PATH="{DOUBLES_BIN}:$PATH"\nexport ASCEND_TOOLKIT_HOME="{tmp_path}"\n')
-    tool = atc.find_atc(set_env=script)
-    assert tool.path == str(DOUBLES_BIN / "atc")
-    assert tool.env["ASCEND_TOOLKIT_HOME"] == str(tmp_path)
+    doubles.delenv("ASCEND_TOOLKIT_HOME", raising=False)
+    tool = atc.find_atc(set_env=set_env_path(release))
+    assert tool.path == str(atc_path(release))
     onnx_path = make_onnx(tmp_path / "m.onnx", 8)
     manifest = atc.compile_om(onnx_path, tmp_path / "m.om", batch_sizes=[1], word_len=8,
                               soc_version="Ascend310P3", atc=tool)
-    assert (tmp_path / "m.om").is_file() and manifest["atc_version"] == "7.0.RC1"
+    assert (tmp_path / "m.om").is_file() and manifest["atc_version"] == version
 
 
-def test_atc_version(doubles, tmp_path):
-    assert atc.atc_version() == "7.0.RC1"
-    doubles.setenv("FAKE_ATC_VERSION_SILENT", "1")
-    doubles.setenv("ASCEND_TOOLKIT_HOME", str(tmp_path / "toolkit"))
-    assert atc.atc_version() == "unknown"
-    (tmp_path / "toolkit" / "compiler").mkdir(parents=True)
-    (tmp_path / "toolkit" / "compiler" / "version.info").write_text("Version=7.6.0.1.220\nversion_dir=8.0.0\n")
-    assert atc.atc_version() == "8.0.0"
+def test_atc_version_from_the_toolkit_files(tmp_path):
+    # atc --version prints no number (gflags prints the program name): the toolkit's files say it.
+    bin_dir = tmp_path / "toolkit" / "latest" / "bin"
+    bin_dir.mkdir(parents=True)
+    script = bin_dir / "atc"
+    script.write_text("#!/bin/sh\necho atc.bin\n")
+    script.chmod(0o755)
+    tool = atc.AtcTool(str(script), {"PATH": os.environ["PATH"]})
+    assert atc.atc_version(tool) == "unknown"
+    (bin_dir.parent / "compiler").mkdir()
+    (bin_dir.parent / "compiler" / "version.info").write_text("Version=7.6.0.1.220\nversion_dir=8.0.0\n")
+    assert atc.atc_version(tool) == "8.0.0"
+    (bin_dir.parent / "version.cfg").write_text("toolkit_running_version=[1.82.22.2.220:5.1.RC2]\n")
+    assert atc.atc_version(tool) == "5.1.RC2"
+
+
+def test_precision_modes_of_each_release(doubles):
+    from tests.doubles.cann.releases import CANN_RELEASES
+
+    for release in CANN_RELEASES:
+        modes, source = atc.precision_modes(atc.AtcTool(str(atc_path(release))))
+        assert source == "atc --help" and "force_fp16" in modes and "must_keep_origin_dtype" in modes
+        assert ("allow_fp32_to_bf16" in modes) is (release in ("cann-7.0", "cann-8.0"))
+
+
+def test_compile_refuses_a_precision_mode_the_installed_atc_lacks(doubles, tmp_path):
+    _use_doubles(doubles, cann="cann-5.1.RC2")
+    onnx_path = make_onnx(tmp_path / "m.onnx", 8)
+    with pytest.raises(StageError, match=r"PRECISION_MODE=allow_mix_precision_fp16: the installed atc does not"):
+        atc.compile_om(onnx_path, tmp_path / "m.om", batch_sizes=[1], word_len=8, soc_version="Ascend310P3",
+                       precision_mode="allow_mix_precision_fp16")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx"]
+
+
+@pytest.mark.parametrize("release", ["cann-5.1.RC2", "cann-7.0"])
+def test_compile_keeps_one_canonical_name(doubles, tmp_path, release):
+    from tests.doubles.cann.releases import atc_output_name
+
+    _use_doubles(doubles, cann=release)
+    onnx_path = make_onnx(tmp_path / "m.onnx", 8)
+    manifest = atc.compile_om(onnx_path, tmp_path / "elmo_b1.om", batch_sizes=[1], word_len=8,
+                              soc_version="Ascend310P3")
+    assert manifest["atc_wrote"] == atc_output_name(release, "elmo_b1")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["elmo_b1.om", "elmo_b1.om.json", "m.onnx"]
 
 
 def test_compile_om_static(om_static):
@@ -363,10 +408,10 @@ def test_compile_om_static(om_static):
     assert manifest["schema"] == SCHEMA and manifest["target"] == "ascend"
     assert manifest["input_shape"] == [1, 8, 50] and manifest["batch_sizes"] == [1]
     assert manifest["soc_version"] == "Ascend310P3" and manifest["precision_mode"] == "force_fp16"
-    assert manifest["atc_version"] == "7.0.RC1"
+    assert manifest["atc_version"] == "8.0.0"
     assert manifest["onnx"] == str(om_static.parent / "tiny.onnx") and len(manifest["onnx_sha256"]) == 64
     command = manifest["command"]
-    assert command[0] == str(DOUBLES_BIN / "atc")
+    assert command[0] == str(ATC)
     assert command[1:2] == ["--framework=5"] and "--input_shape=input:1,8,50" in command
     assert "--precision_mode=force_fp16" in command
     # Only the om, its manifest and the ONNX: atc's scratch folder and fusion_result.json are gone.
@@ -400,34 +445,31 @@ def test_compile_om_input_shape_checked_by_atc(doubles, tmp_path):
 
 # --- ais_bench commands ---------------------------------------------------------------
 
-def test_ais_bench_prefix(doubles):
-    assert ais_bench.ais_bench_prefix() == ["python3", "-m", "ais_bench"]
-    doubles.setenv("AIS_BENCH", "python3 -m ais_bench --debug 0")
-    assert ais_bench.ais_bench_prefix()[-2:] == ["--debug", "0"]
+@pytest.mark.parametrize("release, launcher, found_by, warmup", [
+    ("ais_infer-2022-09", "ais_infer.py", "AIS_INFER_DIR", False),
+    ("ais_bench-2022-11", "ais_bench", "python3 -m ais_bench", True),
+    ("msit-2024-06", "ais_bench", "python3 -m ais_bench", True),
+    ("ais_bench-2025-master", "ais_bench", "python3 -m ais_bench", True),
+])
+def test_each_release_is_found_and_its_flags_read(doubles, release, launcher, found_by, warmup):
+    from stages.ascend import ais_tool
+
+    _use_doubles(doubles, ais=release)
+    tool = ais_tool.discover()
+    ais_tool.check_drivable(tool)
+    assert tool.launcher[-1].endswith(launcher) and tool.found_by == found_by
+    assert tool.has("--warmup_count") is warmup and tool.has("--output_dirname")
 
 
-def test_ais_bench_missing(doubles):
-    doubles.delenv("PYTHONPATH")
-    with pytest.raises(StageError, match=r"ais_bench not found .*no module ais_bench.*install the aclruntime"):
-        ais_bench.ais_bench_prefix()
-    doubles.setenv("AIS_BENCH", "no-such-ais-tool --x")
-    with pytest.raises(StageError, match="no-such-ais-tool not on PATH"):
-        ais_bench.ais_bench_prefix()
+def test_infer_command():
+    from stages.ascend.ais_tool import AisTool
 
-
-def test_infer_and_perf_commands():
-    prefix = ["python3", "-m", "ais_bench"]
-    assert ais_bench.infer_command("m.om", "in", "out", "device0", 1, prefix=prefix) == prefix + [
+    tool = AisTool(("python3", "-m", "ais_bench"), "test", frozenset(), None)
+    assert ais_bench.infer_command(tool, "m.om", "in", "out", "device0", 1) == list(tool.launcher) + [
         "--model", "m.om", "--input", "in", "--output", "out", "--output_dirname", "device0",
         "--outfmt", "BIN", "--device", "1",
     ]
-    assert ais_bench.infer_command("m.om", "in", "out", "d", 0, 1, prefix=prefix)[-2:] == ["--dymBatch", "1"]
-    assert ais_bench.perf_command("m.om", loop=20, warmup=2, device=0, batch=4, dym_batch=4, output_root="o",
-                                  prefix=prefix) == prefix + [
-        "--model", "m.om", "--loop", "20", "--warmup_count", "2", "--device", "0", "--batchsize", "4",
-        "--dymBatch", "4", "--output", "o", "--output_dirname", "perf",
-    ]
-    assert "--input" not in ais_bench.perf_command("m.om", loop=1, warmup=0, device=0, batch=1, prefix=prefix)
+    assert ais_bench.infer_command(tool, "m.om", "in", "out", "d", 0, 1)[-2:] == ["--dymBatch", "1"]
 
 
 def test_fake_ais_bench_fails_on_a_missing_device(doubles, om_static, tmp_path):
@@ -467,12 +509,13 @@ def test_run_inference_one_device(doubles, om_static, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in", "out"]
 
 
-def test_run_inference_2022_layout(doubles, om_static, tmp_path):
-    doubles.setenv("FAKE_AIS_LAYOUT", "2022")
+def test_run_inference_2022_09_release(doubles, om_static, tmp_path):
+    _use_doubles(doubles, ais="ais_infer-2022-09")
     made = write_inputs(tmp_path / "in", 2, 8)
     summary = ais_bench.run_inference(om_static, tmp_path / "in", tmp_path / "out")
     _check_outputs(tmp_path / "out", made)
     assert summary["latency_ms"]["p99"] is not None and "count" not in summary["h2d_ms"]
+    assert summary["tool"]["launcher"][1].endswith("ais_infer.py")
 
 
 def test_run_inference_two_devices(doubles, om_static, tmp_path):
@@ -485,7 +528,7 @@ def test_run_inference_two_devices(doubles, om_static, tmp_path):
     shares = []
     for name in summary["tool"]["summary_files"]:
         info = json.loads((out / name).read_text())["filesinfo"]
-        shares.append(sorted(v["infiles"][0] for v in info.values()))
+        shares.append(sorted(Path(v["infiles"][0]).stem for v in info.values()))
     assert shares == [["0", "2", "4"], ["1", "3"]]
     assert summary["h2d_ms"]["count"] == 5
 
@@ -582,12 +625,12 @@ def test_run_inference_empty_input_folder(doubles, om_static, tmp_path):
 def test_run_perf_static(doubles, om_static):
     result = ais_bench.run_perf(om_static, batch=1, loop=5, warmup=2, device=0)
     assert set(result) == {"batch", "sentences_per_s", "latency_ms", "h2d_ms", "d2h_ms", "iterations",
-                           "warmup", "device", "tool", "command"}
+                           "warmup", "warmup_method", "device", "tool", "tool_record", "command", "commands"}
     assert (result["batch"], result["iterations"], result["warmup"], result["tool"]) == (1, 5, 2, "ais_bench")
     latency = result["latency_ms"]
     assert result["sentences_per_s"] == pytest.approx(1000.0 / latency["mean"])
     assert latency["p50"] <= latency["p90"] <= latency["p99"]
-    assert result["h2d_ms"]["count"] == 5
+    assert result["h2d_ms"]["count"] >= 1  # the 2025 release copies pure-inference data in once
     command = result["command"]
     assert "--input" not in command
     assert command[command.index("--loop") + 1] == "5" and command[command.index("--warmup_count") + 1] == "2"
@@ -600,10 +643,11 @@ def test_run_perf_dynamic_batch(doubles, om_dynamic):
     assert result["sentences_per_s"] == pytest.approx(4000.0 / result["latency_ms"]["mean"])
 
 
-def test_run_perf_2022_layout_has_no_p90(doubles, om_static):
-    doubles.setenv("FAKE_AIS_LAYOUT", "2022")
+def test_run_perf_without_warmup_count(doubles, om_static):
+    _use_doubles(doubles, ais="ais_infer-2022-09")
     result = ais_bench.run_perf(om_static, batch=1, loop=3, warmup=1, device=0)
-    assert result["latency_ms"]["p90"] is None and result["latency_ms"]["p99"] is not None
+    assert all("--warmup_count" not in command for command in result["commands"])
+    assert "no --warmup_count" in result["warmup_method"] and result["sentences_per_s"] > 0
 
 
 def test_run_perf_batch_checks(doubles, om_static, om_dynamic):

@@ -10,5 +10,7 @@ on any host and fails with a one-line ``StageError`` where a tool is missing.
 - ``om_manifest``: the sidecar ``<model>.om.json`` that says how an .om was built.
 - ``ais_summary``: read ais_bench's summary JSON (both folder layouts).
 - ``shards``: split inputs across devices and gather the outputs back.
+- ``ais_tool``: find the installed ais_bench and read the flags it accepts.
+- ``tool_paths``: folders and files in the form ais_bench's path checks accept.
 - ``ais_bench``: run ais_bench for inference and for pure-inference timing.
 """

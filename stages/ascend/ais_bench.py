@@ -4,12 +4,14 @@ Two uses: inference over a folder of ``.bin`` inputs, one ais_bench per NPU
 device, and pure-inference timing (no ``--input``: ais_bench feeds its own
 data ``--loop`` times). ais_bench names each output after its input file
 (``12.bin`` -> ``12_0.bin``) inside ``--output/--output_dirname``.
+
+Every command is built from the flags the installed tool lists in its own
+``--help`` (``ais_tool``), and every path it is handed is made in the form the
+strictest release accepts (``tool_paths``).
 """
 from __future__ import annotations
 
 import json
-import os
-import shlex
 import shutil
 import subprocess
 import tempfile
@@ -21,47 +23,19 @@ from ..charids import MAX_CHARS
 from ..errors import StageError
 from . import om_manifest
 from .ais_summary import merge_stats, percentile, read_summary, stats_of
+from .ais_tool import AisTool, check_drivable, discover
 from .npu_smi import check_devices, detect_chips, soc_version
-from .shards import gather_outputs, input_files, link_share, round_robin
+from .shards import gather_outputs, input_files, round_robin
+from .tool_paths import check_safe, not_writable_by_others, private_dir, share_files
 
-__all__ = [
-    "ais_bench_prefix", "infer_command", "perf_command", "read_summary", "run_inference", "run_perf",
-]
+__all__ = ["infer_command", "perf_command", "read_summary", "run_inference", "run_perf"]
 
-DEFAULT_PREFIX = "python3 -m ais_bench"
-INSTALL_HINT = (
-    "install the aclruntime and ais_bench wheels "
-    "(https://gitee.com/ascend/tools/tree/master/ais-bench_workload/tool/ais_bench) "
-    "or set AIS_BENCH to the command that runs it"
-)
 INFER_SCHEMA = "elmo-infer-summary/1"
 TAIL_LINES = 20
 
 
-def ais_bench_prefix() -> List[str]:
-    """argv prefix from ``$AIS_BENCH`` (default ``python3 -m ais_bench``), checked to exist."""
-    text = os.environ.get("AIS_BENCH", "").strip() or DEFAULT_PREFIX
-    argv = shlex.split(text)
-    exe = shutil.which(argv[0])
-    if exe is None:
-        raise StageError(f"ais_bench not found ({argv[0]} not on PATH for `{text}`); {INSTALL_HINT}")
-    if len(argv) >= 3 and argv[1] == "-m":
-        probe = "import importlib.util, sys; sys.exit(importlib.util.find_spec(sys.argv[1]) is None)"
-        try:
-            missing = subprocess.run([exe, "-c", probe, argv[2]], timeout=120).returncode != 0
-        except (OSError, subprocess.TimeoutExpired):
-            missing = True
-        if missing:
-            raise StageError(f"ais_bench not found (`{text}`: no module {argv[2]} for {exe}); {INSTALL_HINT}")
-    elif len(argv) >= 2 and argv[1].endswith(".py") and not Path(argv[1]).is_file():
-        raise StageError(f"ais_bench not found ({argv[1]} does not exist); {INSTALL_HINT}")
-    return argv
-
-
-def infer_command(om, input_dir, output_root, dirname, device, dym_batch=None, *,
-                  prefix: Optional[List[str]] = None) -> List[str]:
-    argv = list(prefix if prefix is not None else shlex.split(os.environ.get("AIS_BENCH", "") or DEFAULT_PREFIX))
-    argv += [
+def infer_command(tool: AisTool, om, input_dir, output_root, dirname, device, dym_batch=None) -> List[str]:
+    argv = list(tool.launcher) + [
         "--model", str(om),
         "--input", str(input_dir),
         "--output", str(output_root),
@@ -74,17 +48,22 @@ def infer_command(om, input_dir, output_root, dirname, device, dym_batch=None, *
     return argv
 
 
-def perf_command(om, *, loop: int, warmup: int, device: int, batch: int, dym_batch=None,
-                 output_root=None, dirname: str = "perf", prefix: Optional[List[str]] = None) -> List[str]:
-    """Pure inference: no ``--input``; ``--output`` only so the summary lands somewhere known."""
-    argv = list(prefix if prefix is not None else shlex.split(os.environ.get("AIS_BENCH", "") or DEFAULT_PREFIX))
-    argv += [
+def perf_command(tool: AisTool, om, *, loop: int, warmup: int, device: int, batch: int, dym_batch=None,
+                 output_root=None, dirname: str = "perf") -> List[str]:
+    """Pure inference: no ``--input``; ``--output`` only so the summary lands somewhere known.
+
+    ``warmup`` is passed as ``--warmup_count`` where the tool has it; callers
+    of a tool without it fold the warm-up into ``loop`` (``run_perf``).
+    """
+    argv = list(tool.launcher) + [
         "--model", str(om),
         "--loop", str(int(loop)),
-        "--warmup_count", str(int(warmup)),
         "--device", str(int(device)),
-        "--batchsize", str(int(batch)),
     ]
+    if tool.has("--warmup_count"):
+        argv += ["--warmup_count", str(int(warmup))]
+    if tool.has("--batchsize"):
+        argv += ["--batchsize", str(int(batch))]
     if dym_batch is not None:
         argv += ["--dymBatch", str(int(dym_batch))]
     if output_root is not None:
@@ -122,6 +101,15 @@ def _check_inputs(files: Sequence[Path], word_len: int, om: Path) -> None:
                 f"{path}: {size} bytes, but {om.name} takes one sentence of int32 [1,{word_len},{MAX_CHARS}] "
                 f"= {need} bytes; rerun make data with WORD_LEN={word_len} or rebuild the om"
             )
+
+
+def _prepare_om(om) -> Path:
+    """The .om as ais_bench accepts it: absolute, no symlink, not writable by others."""
+    om = check_safe(om, "ARTIFACTS")
+    if om.suffix != ".om":
+        raise StageError(f"{om}: ais_bench only loads files ending in .om")
+    not_writable_by_others(om)
+    return om
 
 
 def _run_devices(jobs: Dict[int, List[str]], logs: Dict[int, Path]) -> None:
@@ -178,37 +166,44 @@ def run_inference(om, input_dir, output_dir, *, devices: Sequence[int] = (0,), b
     """
     given = {"model": str(om), "input_dir": str(input_dir), "output_dir": str(output_dir)}
     om = Path(om).resolve()
-    output_dir = Path(output_dir)
+    output_dir = check_safe(output_dir, "ARTIFACTS")
     manifest = om_manifest.read_manifest(om)
+    om = _prepare_om(om)
     if batch_size != 1:
         raise StageError(f"batch_size={batch_size}: inference runs one sentence per .bin file (batch 1)")
     dym = om_manifest.pick_batch(manifest, batch_size, dym_batch, om)
     files = input_files(input_dir)
     _check_inputs(files, om_manifest.word_len(manifest), om)
     devices = _check_host(manifest, om, devices)
-    prefix = ais_bench_prefix()
+    tool = discover()
+    check_drivable(tool)
+    if dym is not None and not tool.has("--dymBatch"):
+        raise StageError(f"`{' '.join(tool.launcher)}` has no --dymBatch, so it cannot run the dynamic-batch "
+                         f"{om.name}; rebuild with BATCH=1 or update ais_bench")
     shares = round_robin(files, devices)
 
     with atomic_path(output_dir) as tmp:
         tmp.mkdir()
-        work = tmp / "_work"
+        work = private_dir(tmp / "_work")
+        out_root = private_dir(work / "out")
+        private_dir(work / "in")
         tool_dir = tmp / "ais_bench"
-        (work / "out").mkdir(parents=True)
         tool_dir.mkdir()
-        jobs, logs = {}, {}
+        jobs, logs, placed = {}, {}, []
         for device, share in shares.items():
-            folder = link_share(share, work / "in" / f"device{device}")
-            jobs[device] = infer_command(om, folder, work / "out", f"device{device}", device, dym, prefix=prefix)
+            folder = work / "in" / f"device{device}"
+            placed.append(share_files(share, folder))
+            jobs[device] = infer_command(tool, om, folder, out_root, f"device{device}", device, dym)
             logs[device] = tool_dir / f"device{device}.log"
         _run_devices(jobs, logs)
 
         missing, parts, counts, summary_files = [], [], [], []
         for device, share in shares.items():
-            part = read_summary(work / "out", f"device{device}")
+            part = read_summary(out_root, f"device{device}")
             kept = tool_dir / f"device{device}_summary.json"
             shutil.copyfile(part["summary_file"], str(kept))
             summary_files.append(str(kept.relative_to(tmp)))
-            missing += gather_outputs(work / "out" / f"device{device}", [p.stem for p in share], tmp)
+            missing += gather_outputs(out_root / f"device{device}", [p.stem for p in share], tmp)
             parts.append(part)
             counts.append(len(share))
         if missing:
@@ -230,37 +225,81 @@ def run_inference(om, input_dir, output_dir, *, devices: Sequence[int] = (0,), b
             "devices": list(shares),
             "tool": {
                 "name": "ais_bench",
+                **tool.record(),
                 "commands": [jobs[d] for d in shares],
                 "summary_files": summary_files,
+                "inputs_placed": {
+                    "hard_links": sum(p["linked"] for p in placed),
+                    "copies": sum(p["copied"] for p in placed),
+                    "copied_bytes": sum(p["copied_bytes"] for p in placed),
+                },
             },
         }
         (tmp / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     return summary
 
 
+def _timed_run(tool, om, work: Path, name: str, *, loop, warmup, device, batch, dym) -> tuple:
+    out_root = private_dir(work / name)
+    command = perf_command(tool, om, loop=loop, warmup=warmup, device=device, batch=batch, dym_batch=dym,
+                           output_root=out_root, dirname="perf")
+    _run_devices({device: command}, {device: work / f"{name}.log"})
+    return read_summary(out_root, "perf"), command
+
+
 def run_perf(om, *, batch: int, loop: int, warmup: int, device: int, dym_batch: Optional[int] = None) -> dict:
-    """Pure-inference timing of ``om`` at ``batch`` on one device."""
+    """Pure-inference timing of ``om`` at ``batch`` on one device, warm-up excluded.
+
+    Releases with ``--warmup_count`` skip the warm-up themselves. Older ones
+    run ``warmup + loop`` iterations: where the summary lists every
+    iteration's time the first ``warmup`` are discarded; where it does not,
+    a second run of ``warmup`` iterations is made and its total subtracted,
+    so the warm-up cost (and the first, cold iteration) cancels out.
+    """
     om = Path(om).resolve()
     manifest = om_manifest.read_manifest(om)
-    if int(loop) < 1 or int(warmup) < 0:
+    om = _prepare_om(om)
+    loop, warmup = int(loop), int(warmup)
+    if loop < 1 or warmup < 0:
         raise StageError(f"loop must be >= 1 and warmup >= 0, got loop={loop} warmup={warmup}")
     dym = om_manifest.pick_batch(manifest, int(batch), dym_batch, om)
     _check_host(manifest, om, [device])
-    prefix = ais_bench_prefix()
-    work = Path(tempfile.mkdtemp(prefix="elmo-perf-"))
+    tool = discover()
+    check_drivable(tool)
+    if dym is not None and not tool.has("--dymBatch"):
+        raise StageError(f"`{' '.join(tool.launcher)}` has no --dymBatch; cannot time {om.name} at batch {batch}")
+    work = check_safe(tempfile.mkdtemp(prefix="elmo-perf-"), "TMPDIR")
     try:
-        command = perf_command(om, loop=loop, warmup=warmup, device=device, batch=batch, dym_batch=dym,
-                               output_root=work, dirname="perf", prefix=prefix)
-        log = work / "ais_bench.log"
-        _run_devices({device: command}, {device: log})
-        result = read_summary(work, "perf")
+        if tool.has("--warmup_count") or warmup == 0:
+            result, command = _timed_run(tool, om, work, "timed", loop=loop, warmup=warmup, device=device,
+                                         batch=batch, dym=dym)
+            commands = [command]
+            times = result["npu_compute_time_list"]
+            npu = result["npu_compute_ms"]
+            how = "ais_bench --warmup_count" if warmup else "none asked"
+        else:
+            result, command = _timed_run(tool, om, work, "timed", loop=warmup + loop, warmup=0, device=device,
+                                         batch=batch, dym=dym)
+            commands = [command]
+            listed = result["npu_compute_time_list"]
+            if listed and len(listed) == warmup + loop:
+                times = listed[warmup:]
+                npu = stats_of(times)
+                how = f"first {warmup} of {warmup + loop} iterations discarded (this ais_bench has no --warmup_count)"
+            else:
+                short, short_command = _timed_run(tool, om, work, "warmup", loop=warmup, warmup=0, device=device,
+                                                  batch=batch, dym=dym)
+                commands.append(short_command)
+                total = result["npu_compute_ms"]["mean"] * (warmup + loop) - short["npu_compute_ms"]["mean"] * warmup
+                times = None
+                npu = {"mean": total / loop, "median": None, "p99": None}
+                how = (f"a {warmup}-iteration run subtracted from a {warmup + loop}-iteration one (this ais_bench "
+                       f"has no --warmup_count and lists no per-iteration times)")
     finally:
         shutil.rmtree(str(work), ignore_errors=True)
 
-    npu = result["npu_compute_ms"]
     if not npu["mean"] > 0:
         raise StageError(f"ais_bench reported a mean NPU compute time of {npu['mean']} ms; cannot time {om.name}")
-    times = result["npu_compute_time_list"]
     return {
         "batch": int(batch),
         # ais_bench's own definition of throughput.
@@ -273,9 +312,12 @@ def run_perf(om, *, batch: int, loop: int, warmup: int, device: int, dym_batch: 
         },
         "h2d_ms": result["h2d_ms"],
         "d2h_ms": result["d2h_ms"],
-        "iterations": int(loop),
-        "warmup": int(warmup),
+        "iterations": loop,
+        "warmup": warmup,
+        "warmup_method": how,
         "device": int(device),
         "tool": "ais_bench",
-        "command": command,
+        "tool_record": tool.record(),
+        "command": commands[0],
+        "commands": commands,
     }

@@ -3,9 +3,14 @@
     atc --framework=5 --model=elmo.onnx --output=elmo --input_format=ND \
         --input_shape="input:1,8,50" --log=error --soc_version=Ascend310P3
 
-atc writes ``<output>.om`` and also drops ``fusion_result.json`` (and on some
-versions ``kernel_meta/``) into its working folder, so it runs in a private
-temporary folder next to the target and only the .om is kept.
+atc writes ``<output>.om`` (CANN 7.0 on may write ``<output>_linux_<arch>.om``)
+and also drops ``fusion_result.json`` (and on some versions ``kernel_meta/``)
+into its working folder, so it runs in a private temporary folder next to the
+target and only the .om is kept, under one canonical name; the manifest
+records what atc wrote.
+
+``--precision_mode`` values are checked against the list the installed atc
+prints in its ``--help``; where it prints none, against CANN 5.1's.
 """
 from __future__ import annotations
 
@@ -15,20 +20,22 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 from ..atomic import write_json
 from ..charids import MAX_CHARS
 from ..errors import StageError
 from ..hashing import sha256_file
+from .host_info import release_at
 from .om_manifest import build_manifest, manifest_path
 
 DEFAULT_SET_ENV = "/usr/local/Ascend/ascend-toolkit/set_env.sh"
-# The values atc's own --help lists for --precision_mode.
-PRECISION_MODES = (
-    "force_fp16", "force_fp32", "cube_fp16in_fp32out", "allow_mix_precision", "allow_fp32_to_fp16",
-    "must_keep_origin_dtype", "allow_mix_precision_fp16", "allow_mix_precision_bf16", "allow_fp32_to_bf16",
+# CANN 5.1/6.0's atc (the seed guide's era): the fallback when --help lists none.
+CANN51_PRECISION_MODES = (
+    "force_fp32", "force_fp16", "allow_fp32_to_fp16", "must_keep_origin_dtype", "allow_mix_precision",
 )
+_MODE_WORD = re.compile(r"\b([a-z][a-z0-9]*(?:_[a-z0-9]+)+)\b")
+_OPTION_LINE = re.compile(r"^\s*--[A-Za-z]")
 LOG_LEVELS = ("debug", "info", "warning", "error", "null")
 TAIL_LINES = 20
 
@@ -49,17 +56,59 @@ def _batch_list(batch_sizes: Sequence[int]) -> List[int]:
     return sizes
 
 
+def precision_modes_from_help(text: str) -> Tuple[str, ...]:
+    """The values atc's ``--help`` lists under ``--precision_mode`` (not ``--precision_mode_v2``)."""
+    lines = text.splitlines()
+    for index, line in enumerate(lines):
+        if not re.match(r"^\s*--precision_mode\b(?!_)", line):
+            continue
+        block = [line.split("--precision_mode", 1)[1]]
+        for more in lines[index + 1:]:
+            if _OPTION_LINE.match(more) or not more.strip():
+                break
+            block.append(more)
+        words = _MODE_WORD.findall(" ".join(block))
+        modes = [w for w in words if w != "precision_mode" and ("fp" in w or "dtype" in w or "precision" in w)]
+        return tuple(dict.fromkeys(modes))
+    return ()
+
+
+def atc_help(atc: Union["AtcTool", str, None] = None) -> str:
+    tool = _as_tool(atc)
+    try:
+        done = subprocess.run([tool.path, "--help"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              universal_newlines=True, env=tool.env, timeout=120)
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return done.stdout
+
+
+def precision_modes(atc: Union["AtcTool", str, None] = None) -> Tuple[Tuple[str, ...], str]:
+    """(accepted ``--precision_mode`` values, where that list came from)."""
+    listed = precision_modes_from_help(atc_help(atc))
+    if listed:
+        return listed, "atc --help"
+    return CANN51_PRECISION_MODES, "CANN 5.1 list (atc --help lists none)"
+
+
+def check_precision_mode(mode: Optional[str], accepted: Sequence[str], source: str) -> None:
+    if mode is not None and mode not in accepted:
+        raise StageError(
+            f"PRECISION_MODE={mode}: the installed atc does not accept it ({source}: {', '.join(accepted)}); "
+            f"pick one of those, or leave PRECISION_MODE empty for atc's default"
+        )
+
+
 def atc_command(model, output_stem, *, batch_sizes: Sequence[int], word_len: int, soc_version: str,
                 precision_mode: Optional[str] = None, log: str = "error", atc: str = "atc",
-                input_name: str = "input") -> List[str]:
+                input_name: str = "input", accepted_modes: Sequence[str] = CANN51_PRECISION_MODES) -> List[str]:
     """atc's argv; one batch size gives a static .om, several a dynamic-batch one."""
     sizes = _batch_list(batch_sizes)
     if int(word_len) < 1:
         raise StageError(f"word_len must be >= 1, got {word_len}")
     if not soc_version or not soc_version.startswith("Ascend"):
         raise StageError(f"soc_version {soc_version!r} is not atc's form; use e.g. Ascend310P3")
-    if precision_mode is not None and precision_mode not in PRECISION_MODES:
-        raise StageError(f"precision_mode {precision_mode!r} is not one of: {', '.join(PRECISION_MODES)}")
+    check_precision_mode(precision_mode, accepted_modes, "accepted")
     if log not in LOG_LEVELS:
         raise StageError(f"atc log level {log!r} is not one of: {', '.join(LOG_LEVELS)}")
     batch = "-1" if len(sizes) > 1 else str(sizes[0])
@@ -150,20 +199,13 @@ def _version_from_output(text: str) -> Optional[str]:
 def _version_from_files(tool: AtcTool) -> Optional[str]:
     env = tool.env or os.environ
     roots = [env.get("ASCEND_TOOLKIT_HOME"), env.get("ASCEND_HOME_PATH")]
-    # atc sits at <toolkit>/compiler/bin/atc (older: <toolkit>/atc/bin/atc), maybe via symlinks.
+    # atc sits at <toolkit>/compiler/bin/atc (older: <toolkit>/atc/bin/atc, or bin/atc), maybe via symlinks.
     for start in (Path(tool.path), Path(tool.path).resolve()):
-        roots.extend(str(parent) for parent in list(start.parents)[1:4])
+        roots.extend(str(parent) for parent in list(start.parents)[:3])
     for root in filter(None, roots):
-        for name in ("compiler/version.info", "version.info"):
-            try:
-                lines = (Path(root) / name).read_text(encoding="utf-8", errors="replace").splitlines()
-            except OSError:
-                continue
-            fields = dict(ln.strip().split("=", 1) for ln in lines if "=" in ln)
-            # CANN 8.0 says version_dir=8.0.0 but Version=7.6.0.1.220 (the component's own number).
-            value = fields.get("version_dir") or fields.get("Version") or fields.get("version")
-            if value:
-                return value.strip()
+        version, _ = release_at(Path(root))
+        if version:
+            return version
     return None
 
 
@@ -189,6 +231,20 @@ def _tail(text: str, n: int = TAIL_LINES) -> str:
     return "\n".join(lines[-n:]) if lines else "(atc printed nothing)"
 
 
+def written_om(work: Path, stem: str, log: str) -> Path:
+    """The .om atc wrote for ``--output=<work>/<stem>``: ``<stem>.om`` or ``<stem>_linux_<arch>.om``."""
+    pattern = re.compile(rf"^{re.escape(stem)}(_linux_[A-Za-z0-9_]+)?\.om$")
+    found = sorted(p for p in work.iterdir() if pattern.match(p.name) and p.is_file())
+    if len(found) == 1:
+        return found[0]
+    others = sorted(p.name for p in work.iterdir() if p.name != "fusion_result.json")
+    what = ", ".join(others) if others else "nothing besides fusion_result.json"
+    if not found:
+        raise StageError(f"atc reported success but wrote no {stem}.om or {stem}_linux_<arch>.om (it wrote: "
+                         f"{what}); last lines:\n" + _tail(log))
+    raise StageError(f"atc wrote several .om files for one model ({what}); cannot tell which to keep")
+
+
 def compile_om(onnx_path, om_path, *, batch_sizes: Sequence[int], word_len: int, soc_version: str,
                precision_mode: Optional[str] = None, atc: Union[AtcTool, str, None] = None,
                log: str = "error", input_name: str = "input") -> dict:
@@ -200,6 +256,8 @@ def compile_om(onnx_path, om_path, *, batch_sizes: Sequence[int], word_len: int,
     if om_path.suffix != ".om":
         raise StageError(f"{om_path}: the target must end in .om (atc adds that suffix itself)")
     tool = _as_tool(atc)
+    accepted, modes_source = precision_modes(tool)
+    check_precision_mode(precision_mode, accepted, modes_source)
     om_path.parent.mkdir(parents=True, exist_ok=True)
     work = om_path.parent / f".{om_path.name}.atc-{os.getpid()}"
     shutil.rmtree(str(work), ignore_errors=True)
@@ -209,6 +267,7 @@ def compile_om(onnx_path, om_path, *, batch_sizes: Sequence[int], word_len: int,
         command = atc_command(
             onnx_path, stem, batch_sizes=batch_sizes, word_len=word_len, soc_version=soc_version,
             precision_mode=precision_mode, log=log, atc=tool.path, input_name=input_name,
+            accepted_modes=accepted,
         )
         try:
             done = subprocess.run(
@@ -217,15 +276,14 @@ def compile_om(onnx_path, om_path, *, batch_sizes: Sequence[int], word_len: int,
             )
         except OSError as exc:
             raise StageError(f"could not run {tool.path} ({exc}); check the CANN install")
-        built = Path(str(stem) + ".om")
-        if done.returncode != 0 or not built.is_file():
-            why = f"exit status {done.returncode}" if done.returncode else "no .om written"
+        if done.returncode != 0:
             raise StageError(
-                f"atc failed ({why}) compiling {onnx_path.name} for {soc_version}; last lines:\n"
-                + _tail(done.stdout)
+                f"atc failed (exit status {done.returncode}) compiling {onnx_path.name} for {soc_version}; "
+                f"last lines:\n" + _tail(done.stdout)
             )
+        built = written_om(work, stem.name, done.stdout)
         manifest = build_manifest(
-            command=command, atc_version=atc_version(tool), soc_version=soc_version,
+            command=command, atc_version=atc_version(tool), atc_wrote=built.name, soc_version=soc_version,
             batch_sizes=_batch_list(batch_sizes), word_len=int(word_len), precision_mode=precision_mode,
             onnx=str(onnx_path), onnx_sha256=sha256_file(onnx_path), om_size=built.stat().st_size,
             input_name=input_name,
@@ -235,6 +293,8 @@ def compile_om(onnx_path, om_path, *, batch_sizes: Sequence[int], word_len: int,
         sidecar = manifest_path(om_path)
         if sidecar.exists():
             sidecar.unlink()
+        # ais_bench refuses an .om others can write (umask 002 makes it 0o664).
+        os.chmod(built, 0o640)
         os.replace(str(built), str(om_path))
         write_json(sidecar, manifest)
         return manifest

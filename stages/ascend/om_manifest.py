@@ -20,7 +20,7 @@ def manifest_path(om_path) -> Path:
     return Path(str(om_path) + ".json")
 
 
-def build_manifest(*, command: List[str], atc_version: str, soc_version: str, batch_sizes: List[int],
+def build_manifest(*, command: List[str], atc_version: str, soc_version: str, atc_wrote: Optional[str] = None, batch_sizes: List[int],
                    word_len: int, precision_mode: Optional[str], onnx: str, onnx_sha256: str,
                    om_size: int, input_name: str) -> dict:
     dynamic = len(batch_sizes) > 1
@@ -29,6 +29,8 @@ def build_manifest(*, command: List[str], atc_version: str, soc_version: str, ba
         "target": "ascend",
         "command": list(command),
         "atc_version": atc_version,
+        # The name atc gave the .om (CANN 7.0 on may add _linux_<arch>) before it was renamed.
+        "atc_wrote": atc_wrote,
         "soc_version": soc_version,
         "input_name": input_name,
         "input_shape": [-1 if dynamic else batch_sizes[0], word_len, 50],

@@ -1,9 +1,8 @@
 """Split input files across NPU devices and gather ais_bench's outputs back.
 
 Each device gets its own input folder holding only its share of the ``.bin``
-files, so ais_bench (which reads every file in a folder) sees nothing else.
-The files are hard links where the filesystem allows (some ais_bench releases
-refuse symbolic links as inputs), symbolic links otherwise; never copies.
+files, so ais_bench (which reads every file in a folder) sees nothing else;
+``tool_paths.share_files`` puts them there.
 """
 from __future__ import annotations
 
@@ -33,17 +32,6 @@ def round_robin(files: Sequence[Path], devices: Sequence[int]) -> Dict[int, List
     for index, path in enumerate(files):
         shares[devices[index % len(devices)]].append(path)
     return {d: share for d, share in shares.items() if share}
-
-
-def link_share(files: Sequence[Path], folder: Path) -> Path:
-    folder.mkdir(parents=True)
-    for path in files:
-        target = folder / path.name
-        try:
-            os.link(str(path), str(target))
-        except OSError:
-            os.symlink(str(path.resolve()), str(target))
-    return folder
 
 
 def gather_outputs(produced: Path, stems: Sequence[str], dest: Path) -> List[str]:
