@@ -152,17 +152,20 @@ endif
 
 # Each artifact also depends on the code that makes it, so a changed stage
 # redoes its step and what follows, and nothing else.
-code = $(addprefix stages/,$(addsuffix .py,$(1)))
-CODE_MODEL := $(call code,model elmo_options hdf5_weights charids)
-CODE_WEIGHTS := $(call code,weights hdf5_weights elmo_options download official)
-CODE_DATA := $(call code,data dataset_source charids)
-CODE_EXPORT := $(CODE_MODEL) $(call code,export onnx_info)
-CODE_SIMPLIFY := $(call code,simplify onnx_info)
-CODE_COMPILE := $(call code,compile quantize runners ascend_target) $(addprefix stages/ascend/,atc.py npu_smi.py host_info.py om_manifest.py)
-CODE_INFER := $(call code,infer runners ascend_target) \
-  $(addprefix stages/ascend/,ais_bench.py ais_summary.py ais_tool.py tool_paths.py shards.py om_manifest.py)
-CODE_ACCURACY := $(CODE_MODEL) $(call code,accuracy metrics runners plots)
-CODE_PERF := $(call code,perf runners plots ascend_target) $(addprefix stages/ascend/,ais_bench.py ais_tool.py)
+code = $(addprefix stages/,$(addsuffix .py,$(1))) stages/common/errors.py stages/common/atomic.py
+CODE_MODEL := $(call code,elmo/model elmo/elmo_options elmo/hdf5_weights elmo/charids common/records)
+CODE_WEIGHTS := $(call code,sources/weights elmo/hdf5_weights elmo/elmo_options sources/download sources/official \
+  common/hashing)
+CODE_DATA := $(call code,sources/data sources/dataset_source elmo/charids common/hashing)
+CODE_EXPORT := $(CODE_MODEL) $(call code,graph/export graph/onnx_info)
+CODE_SIMPLIFY := $(call code,graph/simplify graph/onnx_info)
+ASCEND_CODE = $(addprefix stages/backends/ascend/,$(addsuffix .py,$(1)))
+CODE_COMPILE := $(call code,backends/compile graph/quantize backends/runners) \
+  $(call ASCEND_CODE,target atc npu_smi host_info om_manifest)
+CODE_INFER := $(call code,backends/infer backends/runners) \
+  $(call ASCEND_CODE,target ais_bench ais_summary ais_tool tool_paths shards om_manifest)
+CODE_ACCURACY := $(CODE_MODEL) $(call code,reports/accuracy reports/metrics backends/runners reports/plots)
+CODE_PERF := $(call code,reports/perf backends/runners reports/plots) $(call ASCEND_CODE,target ais_bench ais_tool)
 
 # An artifact's path as the stage command sees it (under $(A) in a container).
 in = $(A)/$(patsubst $(ARTIFACTS)/%,%,$(1))

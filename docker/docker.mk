@@ -228,7 +228,7 @@ DOCKER_RUN_export = $(call preflight_run,$(EXPORT_IMAGE),image-export) && \
 # (a build host) SOC_VERSION must be set, and the stage says so.
 # (No comma in the Python: it would split make's $(if ...).)
 docker_soc_version = $(strip $(or $(SOC_VERSION),$(if $(shell command -v npu-smi 2>/dev/null),\
-    $(shell cd $(DOCKER_REPO) && python3 -c 'import stages.ascend.npu_smi as n; print(n.soc_version(n.detect_chips()))' 2>/dev/null))))
+    $(shell cd $(DOCKER_REPO) && python3 -c 'import stages.backends.ascend.npu_smi as n; print(n.soc_version(n.detect_chips()))' 2>/dev/null))))
 # atc writes kernel_meta/ and fusion_result.json into its working directory:
 # /tmp, since /project is not writable by the container user (the image's
 # PYTHONPATH finds the stage code from anywhere).

@@ -93,7 +93,7 @@ order+=(compare)
 # The module's own entry point: it works whether or not the stage registry
 # (stages/__main__.py) lists compare-runs.
 echo "test-docker: comparing the two runs (every token cosine >= $MIN_TOKEN_COS)"
-timed compare "compare-runs" "$PYTHON_HOST" -m stages.compare_runs --a "$TEST_DIR/docker" --b "$TEST_DIR/host" \
+timed compare "compare-runs" "$PYTHON_HOST" -m stages.reports.compare_runs --a "$TEST_DIR/docker" --b "$TEST_DIR/host" \
     --data "$data_host" --data-b "$data_docker" --min-token-cos "$MIN_TOKEN_COS" --out "$TEST_DIR/compare.json"
 sed 's/^/  /' "$logs/compare.log"
 

@@ -41,8 +41,8 @@ TINY_OPTIONS = {
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory):
     """(options.json, weights.hdf5) of a tiny synthetic model in the official layout."""
-    from stages.elmo_options import ElmoOptions
-    from stages.hdf5_weights import synthetic_weights, write_weights
+    from stages.elmo.elmo_options import ElmoOptions
+    from stages.elmo.hdf5_weights import synthetic_weights, write_weights
 
     folder = tmp_path_factory.mktemp("tiny-model")
     options_path = folder / "options.json"

@@ -18,11 +18,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from stages.ascend import ais_bench, atc, npu_smi
-from stages.ascend.ais_summary import read_summary
-from stages.ascend.npu_smi import NpuChip
-from stages.ascend.om_manifest import SCHEMA, manifest_path
-from stages.errors import StageError
+from stages.backends.ascend import ais_bench, atc, npu_smi
+from stages.backends.ascend.ais_summary import read_summary
+from stages.backends.ascend.npu_smi import NpuChip
+from stages.backends.ascend.om_manifest import SCHEMA, manifest_path
+from stages.common.errors import StageError
 from tests.doubles.ais_bench.releases import env_for as env_for_ais
 from tests.doubles.cann.releases import atc_path, env_for_cann
 
@@ -452,7 +452,7 @@ def test_compile_om_input_shape_checked_by_atc(doubles, tmp_path):
     ("ais_bench-2025-master", "ais_bench", "python3 -m ais_bench", True),
 ])
 def test_each_release_is_found_and_its_flags_read(doubles, release, launcher, found_by, warmup):
-    from stages.ascend import ais_tool
+    from stages.backends.ascend import ais_tool
 
     _use_doubles(doubles, ais=release)
     tool = ais_tool.discover()
@@ -462,7 +462,7 @@ def test_each_release_is_found_and_its_flags_read(doubles, release, launcher, fo
 
 
 def test_infer_command():
-    from stages.ascend.ais_tool import AisTool
+    from stages.backends.ascend.ais_tool import AisTool
 
     tool = AisTool(("python3", "-m", "ais_bench"), "test", frozenset(), None)
     assert ais_bench.infer_command(tool, "m.om", "in", "out", "device0", 1) == list(tool.launcher) + [

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from stages.ascend import ais_tool, atc, tool_paths
-from stages.errors import StageError
+from stages.backends.ascend import ais_tool, atc, tool_paths
+from stages.common.errors import StageError
 
 VENV_BIN = Path(sys.executable).parent
 
@@ -106,7 +106,7 @@ def test_a_tool_without_output_dirname_is_refused_with_the_reason():
 
 
 def test_commands_follow_the_flags_the_tool_has():
-    from stages.ascend.ais_bench import perf_command
+    from stages.backends.ascend.ais_bench import perf_command
 
     old = _tool("--model", "--input", "--output", "--output_dirname", "--outfmt", "--device", "--loop",
                 "--dymBatch", "--batchsize", launcher=("python3", "/t/ais_infer.py"))

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from stages.atomic import atomic_path, write_json
+from stages.common.atomic import atomic_path, write_json
 
 
 def test_success_renames_and_failure_leaves_nothing(tmp_path):

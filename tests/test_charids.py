@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from stages.charids import BOS_IDS, EOS_IDS, MAX_CHARS, batch_ids, lengths_of, sentence_ids, token_ids
+from stages.elmo.charids import BOS_IDS, EOS_IDS, MAX_CHARS, batch_ids, lengths_of, sentence_ids, token_ids
 
 
 def test_ascii_token_layout():

@@ -7,8 +7,8 @@ import tarfile
 import pytest
 
 from http_server import FileServer
-from stages.dataset_fetch import ARCHIVE_ROOT, MARKER, DatasetError, fetch_dataset
-from stages.download import DownloadError
+from stages.sources.dataset_fetch import ARCHIVE_ROOT, MARKER, DatasetError, fetch_dataset
+from stages.sources.download import DownloadError
 
 HELDOUT = "heldout-monolingual.tokenized.shuffled"
 TRAINING = "training-monolingual.tokenized.shuffled"
@@ -149,12 +149,12 @@ def test_make_dataset_path_downloads_and_auto_then_uses_it(server, tmp_path, mon
     """What `make dataset` and DATASET=auto run: the real download against a local server."""
     import json
 
-    import stages.official
+    import stages.sources.official
     from stages.__main__ import main
 
     body = _tarball()
     server.files[TARBALL] = body
-    monkeypatch.setattr(stages.official, "LM1B_TARBALL",
+    monkeypatch.setattr(stages.sources.official, "LM1B_TARBALL",
                         (server.url(TARBALL), hashlib.sha256(body).hexdigest(), len(body)))
     (tmp_path / "data" / "sample" / HELDOUT).mkdir(parents=True)
     (tmp_path / "data" / "sample" / HELDOUT / "news.en.heldout-00000-of-00050").write_text("Hi .\n")
@@ -165,7 +165,7 @@ def test_make_dataset_path_downloads_and_auto_then_uses_it(server, tmp_path, mon
     assert source["kind"] == "heldout" and "downloaded" in source["reason"]
     assert sorted(p.name for p in (tmp_path / "data" / ARCHIVE_ROOT / HELDOUT).glob("news.en.*")) == sorted(SENTENCES)
 
-    monkeypatch.setattr(stages.official, "LM1B_TARBALL", (server.url(TARBALL), "0" * 64, len(body)))
+    monkeypatch.setattr(stages.sources.official, "LM1B_TARBALL", (server.url(TARBALL), "0" * 64, len(body)))
     other = tmp_path / "other"
     (other / "data").mkdir(parents=True)
     assert main(["dataset-source", "--dataset", "heldout", "--fetch", "--repo-root", str(other)]) == 2

@@ -378,8 +378,8 @@ def test_export_allennlp_outside_its_image_names_the_image(tmp_path):
         pass
     else:
         pytest.skip("allennlp is installed here")
-    from stages.errors import StageError
-    from stages.export_allennlp import export_allennlp
+    from stages.common.errors import StageError
+    from stages.graph.export_allennlp import export_allennlp
 
     options, weights = tmp_path / "o.json", tmp_path / "w.hdf5"
     options.write_text("{}")
@@ -395,7 +395,7 @@ def test_squeeze_guards_after_unit_splits_are_removed():
     np = pytest.importorskip("numpy")
     from onnx import TensorProto, helper
 
-    from stages.export_allennlp import _unguard_split_squeezes
+    from stages.graph.export_allennlp import _unguard_split_squeezes
 
     def guarded(piece, out):
         then = helper.make_graph([helper.make_node("Squeeze", [piece], [out + "_t"], axes=[0])], "t", [],
@@ -457,8 +457,8 @@ def test_allennlp_export_in_the_image_matches_allennlp_eager(tmp_path):
     image, out = _export_image_and_out(tmp_path)
     script = (
         "import json, numpy as np, onnxruntime as ort\n"
-        "from stages.charids import batch_ids\n"
-        "from stages.export_allennlp import export_allennlp, allennlp_eager\n"
+        "from stages.elmo.charids import batch_ids\n"
+        "from stages.graph.export_allennlp import export_allennlp, allennlp_eager\n"
         "o, w = '/fixture/options.json', '/fixture/lm_weights.hdf5'\n"
         "info = export_allennlp(o, w, '/out/m.onnx', batch=2, word_len=6)\n"
         "s = json.load(open('/fixture/sentences.json'))\n"
@@ -575,7 +575,7 @@ def test_runtime_requirements_cover_perf_and_infer():
 
 
 def _data_folder(root: Path, lines):
-    from stages.data import build
+    from stages.sources.data import build
 
     corpus = root / "corpus"
     corpus.mkdir(parents=True)
@@ -598,12 +598,11 @@ def _outputs(folder: Path, lines, dim=6, seed=0, word_len=4):
 def _compare(*argv):
     import argparse
 
-    from stages import compare_runs
+    from stages.reports import compare_runs
 
     parser = argparse.ArgumentParser()
-    compare_runs.register(parser.add_subparsers())
-    args = parser.parse_args(["compare-runs", *map(str, argv)])
-    return args.func(args)
+    compare_runs.add_arguments(parser)
+    return compare_runs.run(parser.parse_args([str(a) for a in argv]))
 
 
 LINES = ["the cat sat", "a dog", "one two three four"]
@@ -666,7 +665,7 @@ def test_compare_runs_missing_output_and_failed_report(tmp_path, capsys):
     record = {"passed": True, "outputs": {"dir": "/old/place/artifacts/outputs/cpu/x"}}
     (root / "reports" / "accuracy.json").write_text(json.dumps(record))
     assert _compare("--a", root, "--b", a, "--data", data) == 0
-    from stages.errors import StageError
+    from stages.common.errors import StageError
 
     (root / "reports" / "accuracy.json").write_text(json.dumps({"passed": True, "outputs": {"dir": "/gone"}}))
     with pytest.raises(StageError, match="outputs folder its accuracy report names"):
@@ -674,7 +673,7 @@ def test_compare_runs_missing_output_and_failed_report(tmp_path, capsys):
 
 
 def test_compare_runs_unreadable_input_is_a_stage_error(tmp_path):
-    from stages.errors import StageError
+    from stages.common.errors import StageError
 
     data = _data_folder(tmp_path, LINES)
     with pytest.raises(StageError, match="neither an artifacts folder"):
@@ -688,10 +687,10 @@ def test_parity_imports_and_registers_without_allennlp():
     script = (
         "import sys, argparse\n"
         "sys.modules['allennlp'] = None  # as on the host: importing it fails\n"
-        "from stages import parity\n"
-        "parser = argparse.ArgumentParser(); parity.register(parser.add_subparsers())\n"
-        "args = parser.parse_args(['parity', '--options', 'o', '--weights', 'w', '--out', 'd'])\n"
-        "assert args.func is parity.run and args.word_len == 8\n"
+        "from stages.reports import parity\n"
+        "parser = argparse.ArgumentParser(); parity.add_arguments(parser)\n"
+        "args = parser.parse_args(['--options', 'o', '--weights', 'w', '--out', 'd'])\n"
+        "assert parity.COMMAND == 'parity' and args.word_len == 8\n"
         "from stages.__main__ import build_parser\n"
         "build_parser()\n"
         "print('ok')\n"
@@ -702,8 +701,8 @@ def test_parity_imports_and_registers_without_allennlp():
 
 def test_parity_seed_padding_is_261_pseudo_words():
     np = pytest.importorskip("numpy")
-    from stages.charids import sentence_ids
-    from stages.parity import SEED_PAD_ID, seed_padded, zero_padded
+    from stages.elmo.charids import sentence_ids
+    from stages.reports.parity import SEED_PAD_ID, seed_padded, zero_padded
 
     assert SEED_PAD_ID == 261
     ids = sentence_ids(["a", "bb"])
@@ -719,7 +718,7 @@ def test_parity_seed_padding_is_261_pseudo_words():
 
 
 def test_parity_picks_real_sentences_by_length(tmp_path):
-    from stages.parity import pick_sentences, sentence_files
+    from stages.reports.parity import pick_sentences, sentence_files
 
     corpus = tmp_path / "c.txt"
     corpus.write_text("one\nthe cat\nthe cat\na dog\nsix words are far too long\n\nbig red dog\nyes\n")
@@ -730,7 +729,7 @@ def test_parity_picks_real_sentences_by_length(tmp_path):
 
 
 def test_parity_markdown_has_a_row_per_length():
-    from stages.parity import COMPARISONS, render_markdown
+    from stages.reports.parity import COMPARISONS, render_markdown
 
     result = {"token_cos_min": 0.5, "token_cos_mean": 0.75, "sentence_cos_min": 0.6, "sentence_cos_mean": 0.7,
               "max_abs": 1.5, "tokens": 2, "sentences": 1}
@@ -750,11 +749,11 @@ def test_parity_in_the_image_on_the_fixture(tmp_path):
     image, out = _export_image_and_out(tmp_path)
     script = (
         "import argparse, sys\n"
-        "from stages import parity\n"
-        "p = argparse.ArgumentParser(); parity.register(p.add_subparsers())\n"
-        "a = p.parse_args(['parity', '--options', '/fixture/options.json', '--weights', '/fixture/lm_weights.hdf5',"
+        "from stages.reports import parity\n"
+        "p = argparse.ArgumentParser(); parity.add_arguments(p)\n"
+        "a = p.parse_args(['--options', '/fixture/options.json', '--weights', '/fixture/lm_weights.hdf5',"
         " '--word-len', '4', '--per-length', '1', '--out', '/out'])\n"
-        "sys.exit(a.func(a))\n"
+        "sys.exit(parity.run(a))\n"
     )
     _run_in_image(image, out, script, "-v", f"{REPO / 'data'}:/project/data:ro")
     import json

@@ -6,8 +6,8 @@ import os
 import pytest
 
 from http_server import FileServer
-from stages.download import DownloadError, fetch, fetch_info
-from stages.errors import StageError
+from stages.sources.download import DownloadError, fetch, fetch_info
+from stages.common.errors import StageError
 
 BODY = os.urandom(5000)
 DIGEST = hashlib.sha256(BODY).hexdigest()

@@ -9,11 +9,11 @@ import onnx
 import pytest
 
 from stages.__main__ import main
-from stages.charids import batch_ids, sentence_ids
-from stages.elmo_options import ORIGINAL_OPTIONS, ElmoOptions
-from stages.hdf5_weights import synthetic_weights, write_weights
-from stages.metrics import cosine
-from stages.runners import OrtRunner, TorchRunner, infer_all
+from stages.elmo.charids import batch_ids, sentence_ids
+from stages.elmo.elmo_options import ORIGINAL_OPTIONS, ElmoOptions
+from stages.elmo.hdf5_weights import synthetic_weights, write_weights
+from stages.reports.metrics import cosine
+from stages.backends.runners import OrtRunner, TorchRunner, infer_all
 
 WORD_LEN = 8
 
@@ -63,7 +63,7 @@ def test_dynamic_batch_graph(fixture_graphs):
 
 
 def test_static_graph_refuses_other_shapes(fixture_graphs):
-    from stages.errors import StageError
+    from stages.common.errors import StageError
 
     runner = OrtRunner.load(fixture_graphs["static"][1])
     with pytest.raises(StageError, match="does not fit"):

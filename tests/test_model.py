@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from stages.charids import batch_ids, sentence_ids
-from stages.metrics import cosine
-from stages.model import StatefulElmo, load_elmo
+from stages.elmo.charids import batch_ids, sentence_ids
+from stages.reports.metrics import cosine
+from stages.elmo.model import StatefulElmo, load_elmo
 
 TOL = 1e-5
 

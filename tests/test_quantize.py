@@ -8,11 +8,11 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from stages import quantize
+from stages.graph import quantize
 from stages.__main__ import main
-from stages.charids import batch_ids
-from stages.metrics import cosine
-from stages.runners import OrtRunner
+from stages.elmo.charids import batch_ids
+from stages.reports.metrics import cosine
+from stages.backends.runners import OrtRunner
 
 
 @pytest.fixture(scope="module")

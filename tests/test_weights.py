@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from stages.__main__ import main
-from stages.elmo_options import ORIGINAL_OPTIONS, ElmoOptions, load_options
-from stages.errors import StageError
-from stages.hdf5_weights import expected_shapes, read_weights, synthetic_weights, write_weights
-from stages.weights import load_source, resolve
+from stages.elmo.elmo_options import ORIGINAL_OPTIONS, ElmoOptions, load_options
+from stages.common.errors import StageError
+from stages.elmo.hdf5_weights import expected_shapes, read_weights, synthetic_weights, write_weights
+from stages.sources.weights import load_source, resolve
 
 
 def test_original_shapes_have_published_parameter_count():
@@ -89,9 +89,9 @@ def test_synthetic_is_deterministic_and_labelled(tmp_path, tiny_model):
 
 
 def test_auto_falls_back_to_synthetic_when_offline(tmp_path, tiny_model, monkeypatch):
-    import stages.download
+    import stages.sources.download
 
-    monkeypatch.setattr(stages.download, "reachable", lambda url, timeout=5.0: False)
+    monkeypatch.setattr(stages.sources.download, "reachable", lambda url, timeout=5.0: False)
     chosen = resolve("auto", out_dir=tmp_path, cache=tmp_path / "cache",
                      template=json.loads(tiny_model[0].read_text()))
     assert chosen["kind"] == "synthetic" and "unreachable" in chosen["reason"]
@@ -116,7 +116,7 @@ def test_official_source_downloads_verified_files(tmp_path, tiny_model, monkeypa
     """WEIGHTS=official: the real downloader against a local server holding generated model files."""
     import hashlib
 
-    import stages.official
+    import stages.sources.official
     from tests.http_server import FileServer
 
     server = FileServer().start()
@@ -127,7 +127,7 @@ def test_official_source_downloads_verified_files(tmp_path, tiny_model, monkeypa
             name = f"elmo_{kind}.{'json' if kind == 'options' else 'hdf5'}"
             server.files[name] = body
             pinned[kind] = (server.url(name), hashlib.sha256(body).hexdigest(), len(body))
-        monkeypatch.setattr(stages.official, "OFFICIAL_ELMO", pinned)
+        monkeypatch.setattr(stages.sources.official, "OFFICIAL_ELMO", pinned)
         chosen = resolve("official", out_dir=tmp_path, cache=tmp_path / "cache")
         assert chosen["kind"] == "official" and not chosen["synthetic"]
         assert chosen["weights_sha256"] == pinned["weights"][1]
@@ -137,7 +137,7 @@ def test_official_source_downloads_verified_files(tmp_path, tiny_model, monkeypa
         assert again["kind"] == "official" and len(server.requests) == served
 
         bad = dict(pinned, weights=(pinned["weights"][0], "0" * 64, 1))
-        monkeypatch.setattr(stages.official, "OFFICIAL_ELMO", bad)
+        monkeypatch.setattr(stages.sources.official, "OFFICIAL_ELMO", bad)
         with pytest.raises(StageError, match="sha256 mismatch"):
             resolve("official", out_dir=tmp_path, cache=tmp_path / "cache2")
         assert not list((tmp_path / "cache2").glob("*.hdf5*"))

@@ -1,0 +1,93 @@
+"""``make om``: the simplified ONNX -> an offline model for the target.
+
+* ``cpu``: an ONNX Runtime offline model: graph optimisations applied once
+  and saved (``*.ort.onnx``), optionally after int8 weight quantization, so
+  start-up does no graph rewriting and what runs is what was judged.
+* ``ascend``: atc -> ``.om`` (``stages.backends.ascend.atc``).
+
+Either way a sidecar ``<model>.json`` (schema ``elmo-om-manifest/1``) records
+how the model was made; the inference stages check it against their inputs.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from stages.common.atomic import atomic_path, write_json
+from stages.common.errors import StageError
+from stages.common.hashing import sha256_file
+
+PRECISIONS = ("fp32", "int8")
+
+
+def compile_cpu(onnx_path, out_path, *, precision="fp32", threads=None) -> dict:
+    import onnx
+    import onnxruntime as ort
+
+    from stages.backends.runners import OrtRunner
+
+    if precision not in PRECISIONS:
+        raise StageError(f"PRECISION={precision!r} is not one of {', '.join(PRECISIONS)}")
+    onnx_path, out_path = Path(onnx_path), Path(out_path)
+    if not onnx_path.is_file():
+        raise StageError(f"{onnx_path}: not found; run make simplify first")
+    started = time.perf_counter()
+    with atomic_path(out_path) as tmp:
+        source, form = onnx_path, "float32"
+        if precision == "int8":
+            # Why int8 this way (dynamic, two forms behind an If): stages/quantize.py.
+            from stages.graph.quantize import int8_model
+
+            model, form = int8_model(onnx_path)
+            source = tmp.with_name(tmp.name + ".int8.onnx")
+            onnx.save(model, str(source))
+            del model  # the protobuf copy: ORT loads its own from the file
+        try:
+            OrtRunner.load(source, threads=threads, optimize=True, save_optimized=tmp)
+        finally:
+            if source != onnx_path and source.exists():
+                source.unlink()
+        model = onnx.load(str(tmp), load_external_data=False)
+    graph_input = model.graph.input[0]
+    return {
+        "schema": "elmo-om-manifest/1",
+        "target": "cpu",
+        "path": str(out_path),
+        "precision": precision,
+        "weights_form": form,
+        "runtime": f"onnxruntime {ort.__version__}",
+        "optimization": "ORT_ENABLE_ALL, saved",
+        "onnx": str(onnx_path),
+        "onnx_sha256": sha256_file(onnx_path),
+        "input_shape": [d.dim_param or d.dim_value for d in graph_input.type.tensor_type.shape.dim],
+        "nodes": len(model.graph.node),
+        "compile_seconds": round(time.perf_counter() - started, 2),
+    }
+
+
+COMMAND = "compile"
+COMMAND_HELP = dict(help="build the offline model for a target (cpu | ascend)")
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--target", choices=("cpu", "ascend"), default="cpu")
+    parser.add_argument("--model", required=True, help="simplified ONNX")
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--precision", default="fp32", help="cpu: fp32 | int8")
+    parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--batch", default="1", help="ascend: batch size(s), e.g. '1' or '1 4 8'")
+    parser.add_argument("--word-len", type=int, default=8)
+    parser.add_argument("--soc-version", default="", help="ascend: overrides npu-smi detection")
+    parser.add_argument("--precision-mode", default="", help="ascend: atc --precision_mode")
+
+
+def run(args) -> int:
+    if args.target == "cpu":
+        info = compile_cpu(args.model, args.out, precision=args.precision, threads=args.threads or None)
+        write_json(str(args.out) + ".json", info)
+    else:
+        from stages.backends.ascend.target import compile_ascend
+
+        info = compile_ascend(args)
+    print(f"offline model {args.out} ({args.target}, {info.get('precision') or info.get('precision_mode') or ''})")
+    return 0

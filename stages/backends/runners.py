@@ -1,0 +1,112 @@
+"""The backend boundary, after NVIDIA Polygraphy: a *loader* builds or loads a
+model for one backend; a *runner* has ``infer(inputs) -> outputs``.
+
+Comparison and benchmarking code only ever holds runners. Inputs and outputs
+are dicts of numpy arrays keyed by the graph's tensor names (``input`` int32
+``[B, W, 50]`` -> ``output`` float32 ``[B, W, D]``).
+"""
+from __future__ import annotations
+
+import os
+from typing import Dict, Optional
+
+import numpy as np
+
+from stages.common.errors import StageError
+
+Arrays = Dict[str, np.ndarray]
+
+
+def default_threads() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+class TorchRunner:
+    """PyTorch eager on the project's module."""
+
+    def __init__(self, model, *, threads: Optional[int] = None, name: str = "pytorch-eager"):
+        import torch
+
+        if threads:
+            torch.set_num_threads(threads)
+        self.model = model
+        self.name = name
+
+    @classmethod
+    def load(cls, options, weights, **kwargs) -> "TorchRunner":
+        from stages.elmo.model import load_elmo
+
+        return cls(load_elmo(options, weights), **kwargs)
+
+    def infer(self, inputs: Arrays) -> Arrays:
+        import torch
+
+        with torch.no_grad():
+            ids = torch.from_numpy(np.ascontiguousarray(inputs["input"]))
+            return {"output": self.model(ids).numpy()}
+
+
+class OrtRunner:
+    """ONNX Runtime on a CPU session."""
+
+    def __init__(self, session, name: str = "onnxruntime"):
+        self.session = session
+        self.name = name
+        self.input_shape = session.get_inputs()[0].shape
+
+    @classmethod
+    def load(cls, path, *, threads: Optional[int] = None, optimize: bool = True,
+             save_optimized: Optional[str] = None, name: str = "onnxruntime") -> "OrtRunner":
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads or default_threads()
+        options.inter_op_num_threads = 1
+        options.graph_optimization_level = (
+            ort.GraphOptimizationLevel.ORT_ENABLE_ALL if optimize else ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        )
+        if save_optimized:
+            options.optimized_model_filepath = str(save_optimized)
+        try:
+            session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own untyped errors
+            raise StageError(f"{path}: ONNX Runtime cannot load it ({str(exc).splitlines()[0]}); rebuild it with make om")
+        return cls(session, name=name)
+
+    @property
+    def static_batch(self) -> Optional[int]:
+        first = self.input_shape[0]
+        return first if isinstance(first, int) else None
+
+    @property
+    def word_len(self) -> Optional[int]:
+        second = self.input_shape[1]
+        return second if isinstance(second, int) else None
+
+    def infer(self, inputs: Arrays) -> Arrays:
+        ids = np.ascontiguousarray(inputs["input"], dtype=np.int32)
+        expected = [d if isinstance(d, int) else None for d in self.input_shape]
+        for axis, (want, got) in enumerate(zip(expected, ids.shape)):
+            if want is not None and want != got:
+                raise StageError(
+                    f"{self.name}: input shape {list(ids.shape)} does not fit the model's {self.input_shape}"
+                    f" (axis {axis}); rebuild the model for this BATCH/WORD_LEN"
+                )
+        (output,) = self.session.run(["output"], {"input": ids})
+        return {"output": output}
+
+
+def infer_all(runner, ids: np.ndarray, batch_size: int = 16) -> np.ndarray:
+    """Outputs for ``[N, W, 50]`` ids, in batches; a model with a static batch
+    gets its last batch topped up with empty rows (exact: padding rows never
+    touch real ones) and the extra outputs dropped."""
+    static = getattr(runner, "static_batch", None)
+    size = static or batch_size
+    outputs = []
+    for start in range(0, len(ids), size):
+        chunk = ids[start : start + size]
+        real = len(chunk)
+        if static and real < static:
+            chunk = np.concatenate([chunk, np.zeros((static - real,) + chunk.shape[1:], dtype=chunk.dtype)])
+        outputs.append(runner.infer({"input": chunk})["output"][:real])
+    return np.concatenate(outputs)

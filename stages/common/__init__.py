@@ -1,0 +1,1 @@
+"""Helpers every layer uses: the user-facing error, atomic writes, hashing, JSON records."""

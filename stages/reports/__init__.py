@@ -1,0 +1,1 @@
+"""What the runners' outputs prove: accuracy, speed, parity with the seed, two runs compared."""

@@ -1,0 +1,562 @@
+"""``make perf``: sentences/s and latency percentiles over a batch sweep.
+
+In one run, alternating round by round so drift on a shared machine hits all
+alike: the target's offline model, the baseline (a plain float32 ONNX Runtime
+session on the simplified ONNX) and PyTorch eager. Warm-up calls are never
+timed; inputs are real sentences from the data stage. Ratios to the baseline
+are the figures to trust; absolute numbers drift between runs.
+
+Writes ``perf.json`` (schema ``elmo-perf/1``, docs/formats.md), ``perf.md``
+and ``perf.png``.
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+import resource
+import sys
+import time
+from pathlib import Path
+from typing import Callable, Dict, List, Optional
+
+import numpy as np
+
+from stages.common.atomic import write_json, write_text
+from stages.common.errors import StageError
+
+SCHEMA = "elmo-perf/1"
+PUBLISHED = [
+    {"name": "Ascend 310P3 (seed guide)", "batch": 1, "sentences_per_s": 41.78,
+     "label": "published, other hardware"},
+    {"name": "NVIDIA T4 (seed guide)", "batch": 1, "sentences_per_s": 26.74,
+     "label": "published, other hardware"},
+]
+
+
+def _rss_mb() -> float:
+    try:
+        import psutil
+
+        return psutil.Process().memory_info().rss / 2**20
+    except ImportError:  # psutil is optional inside slim images
+        return float("nan")
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def batch_inputs(ids: np.ndarray, batch: int) -> np.ndarray:
+    """``batch`` real sentences, cycling through the data set if it is small."""
+    take = np.arange(batch) % len(ids)
+    return np.ascontiguousarray(ids[take])
+
+
+def measure_machine(threads: int) -> dict:
+    """This machine's copy bandwidth and float32 GEMM rate, the roofline's two ceilings."""
+    src = np.ones(64 * 2**20 // 4, dtype=np.float32)  # 64 MB: well past the L3
+    dst = np.empty_like(src)
+    copies = []
+    for _ in range(7):
+        started = time.perf_counter()
+        np.copyto(dst, src)
+        copies.append(time.perf_counter() - started)
+    bandwidth = 2 * src.nbytes / np.median(copies)  # read + write
+    try:
+        import torch
+
+        torch.set_num_threads(threads)
+        a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
+        gemm_by = "torch"
+    except ImportError:  # the NPU runtime image has no torch; numpy's BLAS stands in
+        rng = np.random.default_rng(0)
+        a, b = (rng.standard_normal((2048, 2048), dtype=np.float32) for _ in range(2))
+        gemm_by = "numpy"
+    a @ b
+    gemms = []
+    for _ in range(5):
+        started = time.perf_counter()
+        a @ b
+        gemms.append(time.perf_counter() - started)
+    return {"copy_gb_per_s": bandwidth / 1e9, "gemm_gflop_per_s": 2 * 2048**3 / np.median(gemms) / 1e9,
+            "int8_gemm_gop_per_s": int8_gemm_rate(threads), "threads": threads, "gemm_measured_with": gemm_by}
+
+
+def int8_gemm_rate(threads: int, m: int = 512, k: int = 2048, n: int = 2048) -> Optional[float]:
+    """Giga-ops/s of ONNX Runtime's dynamic int8 MatMul (the int8 model's kernel) here,
+    or None where onnx is not installed (the NPU runtime image).
+
+    The int8 variants' compute ceiling: int8 runs several times the float32
+    rate here, so a float32 ceiling would put them "above" the roofline."""
+    import tempfile
+
+    try:
+        import onnx
+        import onnxruntime as ort
+    except ImportError:
+        return None
+    from stages.graph.quantize import INPUT, dynamic_int8, single_matmul_model
+
+    rng = np.random.default_rng(0)
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / "matmul.onnx"
+        onnx.save(single_matmul_model(rng.standard_normal((k, n), dtype=np.float32), rows=m), str(src))
+        quantized = dynamic_int8(src)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    session = ort.InferenceSession(quantized.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    a = rng.standard_normal((m, k), dtype=np.float32)
+    session.run(None, {INPUT: a})
+    runs = []
+    for _ in range(5):
+        started = time.perf_counter()
+        session.run(None, {INPUT: a})
+        runs.append(time.perf_counter() - started)
+    return 2 * m * k * n / np.median(runs) / 1e9
+
+
+def model_cost(options, word_len: int, batch: int, weight_bytes: int) -> dict:
+    """FLOPs per sentence and weight bytes moved per sentence at ``batch``.
+
+    The recurrence re-reads the hidden and projection matrices at every step of
+    every layer and direction; a batch shares each read, which is why batching
+    and int8 weights are the levers on a CPU. The floor counts each weight read
+    once per call from memory (one direction's int8 matrices, 10 MB, then stay
+    in the 32 MB L3 between steps, as the profile shows); the traffic with no
+    reuse between steps is reported beside it.
+    """
+    e, p, c = options.char_embed_dim, options.projection_dim, options.cell_dim
+    f = options.n_filters
+    steps = word_len + 2
+    cnn = sum(2 * e * w * n * (50 - w + 1) for w, n in options.filters) * steps
+    highway = options.n_highway * 2 * f * 2 * f * steps
+    proj = 2 * f * p * steps
+    # The first step starts from a zero state and skips the hidden MatMul.
+    per_direction_layer = steps * (2 * p * 4 * c + 2 * c * p) + (steps - 1) * 2 * p * 4 * c
+    flops = cnn + highway + proj + 2 * options.n_layers * per_direction_layer
+    recurrent = 2 * options.n_layers * ((steps - 1) * p * 4 * c + steps * c * p)
+    once = 2 * options.n_layers * p * 4 * c + options.n_highway * 2 * f * f + f * p
+    recurrent_once = 2 * options.n_layers * (p * 4 * c + c * p)
+    return {"flops_per_sentence": float(flops),
+            "weight_bytes_per_sentence": float((recurrent_once + once) * weight_bytes / batch),
+            "weight_bytes_without_reuse_per_sentence": float((recurrent + once) * weight_bytes / batch)}
+
+
+def timed_slot(infer: Callable[[np.ndarray], object], inputs: np.ndarray, seconds: float, min_count: int) -> list:
+    """Call ``infer`` for ``seconds`` (at least ``min_count`` times); the duration of each call."""
+    timings = []
+    slot_end = time.perf_counter() + seconds
+    while len(timings) < min_count or time.perf_counter() < slot_end:
+        started = time.perf_counter()
+        infer(inputs)
+        timings.append(time.perf_counter() - started)
+    return timings
+
+
+class Variant:
+    """One thing to time: a runner in this process."""
+
+    def __init__(self, name: str, kind: str, runner, precision: str, weight_bytes: int, *, model=None,
+                 batches=None, rss_mb=float("nan")):
+        self.name, self.kind, self.runner = name, kind, runner
+        self.precision, self.weight_bytes, self.model = precision, weight_bytes, model
+        self.batches = batches  # None: every batch size
+        self.rss_mb = rss_mb
+
+    def _infer(self, ids):
+        return self.runner.infer({"input": ids})
+
+    def warm(self, inputs: np.ndarray, count: int) -> None:
+        for _ in range(count):
+            self._infer(inputs)
+
+    def slot(self, inputs: np.ndarray, seconds: float, min_count: int) -> list:
+        return timed_slot(self._infer, inputs, seconds, min_count)
+
+    def close(self) -> None:
+        pass
+
+
+def _torch_worker(conn, options, weights, threads) -> None:
+    from stages.backends.runners import TorchRunner
+
+    runner = TorchRunner.load(options, weights, threads=threads)
+    conn.send(("ready", peak_rss_mb()))
+    infer = lambda ids: runner.infer({"input": ids})  # noqa: E731
+    while True:
+        command, inputs, seconds, count = conn.recv()
+        if command == "stop":
+            conn.send(("peak", peak_rss_mb()))
+            return
+        timings = timed_slot(infer, inputs, seconds if command == "slot" else 0.0, count)
+        conn.send(("timings", timings))
+
+
+class WorkerVariant(Variant):
+    """PyTorch eager in its own process: it is timed in the same alternating
+    rounds, but its memory does not count against the ONNX models' peak."""
+
+    def __init__(self, name, kind, options, weights, threads, batches):
+        import multiprocessing
+
+        context = multiprocessing.get_context("spawn")
+        self.conn, child = context.Pipe()
+        self.process = context.Process(target=_torch_worker, args=(child, options, weights, threads), daemon=True)
+        self.process.start()
+        _, rss = self.conn.recv()
+        super().__init__(name, kind, None, "fp32", 4, batches=batches, rss_mb=rss)
+        self.peak_rss_mb = rss
+
+    def warm(self, inputs, count):
+        self.conn.send(("warm", inputs, 0.0, count))
+        self.conn.recv()
+
+    def slot(self, inputs, seconds, min_count):
+        self.conn.send(("slot", inputs, seconds, min_count))
+        return self.conn.recv()[1]
+
+    def close(self):
+        self.conn.send(("stop", None, 0.0, 0))
+        self.peak_rss_mb = self.conn.recv()[1]
+        self.process.join(timeout=30)
+
+
+def _manifest_of(model) -> dict:
+    manifest_path = Path(str(model) + ".json")
+    return json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
+
+
+def _precision_of(model) -> str:
+    return _manifest_of(model).get("precision", "fp32")
+
+
+def _load_variants(args, threads: int) -> List[Variant]:
+    from stages.backends.runners import OrtRunner
+    from stages.sources.weights import load_source
+
+    variants = []
+
+    def add(name, kind, load, precision, model=None, batches=None):
+        before = _rss_mb()
+        runner = load()
+        variants.append(Variant(name, kind, runner, precision, 1 if precision == "int8" else 4, model=model,
+                                batches=batches, rss_mb=_rss_mb() - before))
+
+    add("baseline: ORT fp32, simplified ONNX", "baseline",
+        lambda: OrtRunner.load(args.onnx, threads=threads, optimize=True), "fp32", model=args.onnx)
+    if args.seed_onnx:
+        # The seed guide's graph (allennlp export -> onnxsim), static batch 1.
+        add("seed pipeline: allennlp export, ORT fp32", "seed",
+            lambda: OrtRunner.load(args.seed_onnx, threads=threads, optimize=True), "fp32", model=args.seed_onnx,
+            batches=[1])
+    if args.target == "cpu":
+        precision = _precision_of(args.model)
+        add(f"target: cpu offline model ({precision})", "target",
+            lambda: OrtRunner.load(args.model, threads=threads, optimize=False), precision, model=args.model)
+    for extra in args.variant_model or []:
+        if Path(extra).resolve() == Path(args.model).resolve():
+            continue
+        precision = _precision_of(extra)
+        add(f"variant: cpu offline model ({precision})", "variant",
+            lambda extra=extra: OrtRunner.load(extra, threads=threads, optimize=False), precision, model=extra)
+    if not args.no_torch and importlib.util.find_spec("torch") is None:
+        print("perf: PyTorch is not installed here; PyTorch eager is not timed", file=sys.stderr)
+    elif not args.no_torch:
+        source = load_source(args.weights_source)
+        eager_batches = [b for b in args.batch if b <= args.torch_max_batch]
+        variants.append(WorkerVariant("PyTorch eager", "pytorch", source["options"], source["weights"], threads,
+                                      eager_batches))
+    return variants
+
+
+def run_sweep(variants: List[Variant], ids: np.ndarray, batches: List[int], *, seconds: float, warmup: int,
+              rounds: int, min_iters: int, progress=True) -> List[dict]:
+    from tqdm import tqdm
+
+    results = []
+    steps = sum(len([v for v in variants if v.batches is None or b in v.batches]) for b in batches) * rounds
+    bar = tqdm(total=steps, desc="perf", disable=None if progress else True)
+    for batch in batches:
+        inputs = batch_inputs(ids, batch)
+        active = [v for v in variants if v.batches is None or batch in v.batches]
+        timings: Dict[str, List[float]] = {v.name: [] for v in active}
+        for v in active:
+            v.warm(inputs, warmup)
+        # Alternate in rounds: a slow patch of the machine lands on every variant.
+        for _ in range(rounds):
+            for v in active:
+                timings[v.name] += v.slot(inputs, seconds / rounds, max(1, min_iters // rounds))
+                bar.update(1)
+        for v in active:
+            ms = np.asarray(timings[v.name]) * 1000.0
+            results.append({
+                "variant": v.name,
+                "kind": v.kind,
+                "precision": v.precision,
+                "batch": batch,
+                "iterations": int(ms.size),
+                "sentences_per_s": float(batch * 1000.0 / np.median(ms)),
+                "latency_ms": {"p50": float(np.median(ms)), "p90": float(np.percentile(ms, 90)),
+                               "p99": float(np.percentile(ms, 99)), "mean": float(ms.mean()),
+                               "min": float(ms.min())},
+            })
+    bar.close()
+    return results
+
+
+def add_ratios_and_roofline(results: List[dict], variants: List[Variant], options, word_len, machine) -> None:
+    baseline = {r["batch"]: r["sentences_per_s"] for r in results if r["kind"] == "baseline"}
+    base1 = baseline.get(min(baseline)) if baseline else None
+    seed1 = next((r["sentences_per_s"] for r in results if r["kind"] == "seed" and r["batch"] == 1), None)
+    by_name = {v.name: v for v in variants}
+    for r in results:
+        same = baseline.get(r["batch"])
+        r["speedup_vs_baseline_same_batch"] = r["sentences_per_s"] / same if same else None
+        r["speedup_vs_baseline_batch1"] = r["sentences_per_s"] / base1 if base1 else None
+        r["speedup_vs_seed_batch1"] = r["sentences_per_s"] / seed1 if seed1 else None
+        if r["variant"] not in by_name:  # timed by ais_bench on the NPU: the host roofline does not apply
+            r["roofline"] = None
+            continue
+        cost = model_cost(options, word_len, r["batch"], by_name[r["variant"]].weight_bytes)
+        int8 = by_name[r["variant"]].precision == "int8" and machine.get("int8_gemm_gop_per_s")
+        compute_rate = machine["int8_gemm_gop_per_s"] if int8 else machine["gemm_gflop_per_s"]
+        floor_s = max(cost["weight_bytes_per_sentence"] / (machine["copy_gb_per_s"] * 1e9),
+                      cost["flops_per_sentence"] / (compute_rate * 1e9))
+        r["roofline"] = {
+            **cost,
+            "floor_ms_per_sentence": floor_s * 1000.0,
+            "measured_ms_per_sentence": 1000.0 / r["sentences_per_s"],
+            "fraction_of_floor": floor_s * r["sentences_per_s"],
+        }
+
+
+def add_gates(results: List[dict], variants: List[Variant], reports: List[str], target_model) -> None:
+    """Each measured model's accuracy verdict, so a fast variant that fails the
+    gate shows as failing next to its speed."""
+    verdicts = {}
+    for path in reports:
+        report = json.loads(Path(path).read_text(encoding="utf-8"))
+        verdicts[str(Path(report["model"]["path"]).resolve())] = "passed" if report["passed"] else "FAILED"
+    models = {v.name: v.model for v in variants}
+    for r in results:
+        if r["kind"] in ("baseline", "pytorch", "seed"):
+            r["accuracy_gate"] = "reference"
+            continue
+        model = models.get(r["variant"]) or target_model  # NPU timings belong to the target's .om
+        r["accuracy_gate"] = verdicts.get(str(Path(model).resolve()), "not judged")
+
+
+def summarize_models(results: List[dict], variants: List[Variant], largest: int = 32) -> List[dict]:
+    """Per judged model: batch 1 and its best batch <= ``largest``, as ratios to the
+    baseline and the seed's graph at batch 1 (the figures the speed targets use)."""
+    forms = {v.name: _manifest_of(v.model).get("weights_form") for v in variants if v.kind in ("target", "variant")}
+    summary = []
+    for name in dict.fromkeys(r["variant"] for r in results if r["kind"] in ("target", "variant")):
+        rows = [r for r in results if r["variant"] == name]
+        one = next((r for r in rows if r["batch"] == 1), None)
+        best = max((r for r in rows if r["batch"] <= largest), key=lambda r: r["sentences_per_s"], default=None)
+        if best is None:
+            continue
+        summary.append({
+            "variant": name,
+            "precision": best["precision"],
+            "weights_form": forms.get(name),
+            "accuracy_gate": best["accuracy_gate"],
+            "batch1_sentences_per_s": one["sentences_per_s"] if one else None,
+            "batch1_vs_baseline": one["speedup_vs_baseline_same_batch"] if one else None,
+            "batch1_vs_seed": one["speedup_vs_seed_batch1"] if one else None,
+            "best_batch": best["batch"],
+            "best_sentences_per_s": best["sentences_per_s"],
+            "best_vs_baseline_batch1": best["speedup_vs_baseline_batch1"],
+            "best_vs_seed_batch1": best["speedup_vs_seed_batch1"],
+        })
+    return summary
+
+
+def _ratio(value) -> str:
+    return f"{value:.2f}x" if value else "n/a"
+
+
+def _ms(value) -> str:
+    return "n/a" if value is None else f"{value:.1f}"
+
+
+def _target_timing(args, results) -> str:
+    if args.target != "ascend":
+        return "wall time of session.run, same loop as the baseline"
+    first = next((r for r in results if r["kind"] == "target"), {})
+    tool = first.get("tool") or {}
+    return (f"ais_bench pure-inference NPU compute time, --loop {args.loop}; warm-up {args.warmup} iterations, "
+            f"excluded by: {first.get('warmup_method', 'n/a')}; tool: {' '.join(tool.get('launcher', []))} "
+            f"({tool.get('release', 'release unknown')}, version {tool.get('version') or 'not printed'})")
+
+
+def render_markdown(report: dict) -> str:
+    m = report["machine"]
+    lines = [
+        f"# Speed: {report['target']} target, WORD_LEN {report['word_len']}",
+        "",
+        f"- weights: {report['weights_label']}",
+        f"- data: {report['data_label']}",
+        f"- threads: {m['threads']}; copy bandwidth {m['copy_gb_per_s']:.1f} GB/s, "
+        f"float32 GEMM {m['gemm_gflop_per_s']:.0f} GFLOP/s, int8 GEMM "
+        f"{'%.0f GOP/s' % m['int8_gemm_gop_per_s'] if m.get('int8_gemm_gop_per_s') else 'not measured'} "
+        f"(ONNX Runtime dynamic int8), measured in this run; floor = max(weights read once / copy bandwidth, "
+        f"FLOPs / GEMM rate of the variant's precision)",
+        f"- target timings: {report['target_timing']}",
+        f"- peak RSS: {report['peak_rss_mb']['onnxruntime_variants']:.0f} MB for the ONNX Runtime variants, "
+        f"all loaded together; PyTorch eager runs in its own process"
+        + (f" ({report['peak_rss_mb']['pytorch_worker']:.0f} MB)" if report["peak_rss_mb"]["pytorch_worker"] else ""),
+        f"- budget: {report['budget']['seconds_per_point']} s per point in {report['budget']['rounds']} "
+        f"alternating rounds after {report['budget']['warmup']} untimed warm-up calls",
+        "",
+        "| model | weights | gate | batch 1 sentences/s | x baseline | x seed | best batch <= 32 | sentences/s "
+        "| x baseline b1 | x seed b1 |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for m_ in report["summary"]:
+        one = m_["batch1_sentences_per_s"]
+        lines.append(
+            f"| {m_['variant']} | {m_['weights_form'] or m_['precision']} | {m_['accuracy_gate']} | "
+            f"{f'{one:.1f}' if one else 'n/a'} | {_ratio(m_['batch1_vs_baseline'])} | {_ratio(m_['batch1_vs_seed'])} | "
+            f"{m_['best_batch']} | {m_['best_sentences_per_s']:.1f} | {_ratio(m_['best_vs_baseline_batch1'])} | "
+            f"{_ratio(m_['best_vs_seed_batch1'])} |"
+        )
+    lines += [
+        "",
+        "| variant | batch | sentences/s | x baseline (same batch) | x baseline batch 1 | x seed batch 1 | p50 ms "
+        "| p90 ms | p99 ms | iters | floor fraction | accuracy gate |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in report["results"]:
+        lat = r["latency_ms"]
+        same = r["speedup_vs_baseline_same_batch"] or float("nan")
+        b1 = r["speedup_vs_baseline_batch1"] or float("nan")
+        seed = r["speedup_vs_seed_batch1"] or float("nan")
+        lines.append(
+            f"| {r['variant']} | {r['batch']} | {r['sentences_per_s']:.2f} | "
+            f"{same:.2f} | {b1:.2f} | {seed:.2f} | {_ms(lat['p50'])} | {_ms(lat['p90'])} | {_ms(lat['p99'])} | "
+            f"{r['iterations']} | {r['roofline']['fraction_of_floor'] if r['roofline'] else float('nan'):.2f} | "
+            f"{r['accuracy_gate']} |"
+        )
+    lines += ["", "Model RSS per variant (MB, growth on load): " +
+              ", ".join(f"{k}: {v:.0f}" for k, v in report["model_rss_mb"].items()), ""]
+    lines += ["Published figures (other hardware, batch 1, not measured here): " +
+              "; ".join(f"{p['name']} {p['sentences_per_s']}" for p in report["published"]), ""]
+    lines += ["![sentences per second](perf.png)", ""]
+    return "\n".join(lines)
+
+
+def plot(report: dict, dest) -> None:
+    from stages.reports.plots import pyplot, save_png
+
+    fig, ax = pyplot().subplots(figsize=(7, 4))
+    names = []
+    for r in report["results"]:
+        if r["variant"] not in names:
+            names.append(r["variant"])
+    for name in names:
+        points = [(r["batch"], r["sentences_per_s"]) for r in report["results"] if r["variant"] == name]
+        ax.plot([b for b, _ in points], [s for _, s in points], marker="o", label=name)
+    for p in report["published"]:
+        ax.axhline(p["sentences_per_s"], linestyle="--", linewidth=0.8, color="grey")
+        ax.text(1, p["sentences_per_s"], f" {p['name']} ({p['label']})", fontsize=7, va="bottom")
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlabel("batch")
+    ax.set_ylabel("sentences/s")
+    ax.set_title(f"{report['target']} target, WORD_LEN {report['word_len']}")
+    ax.legend(fontsize=7)
+    save_png(fig, dest)
+
+
+COMMAND = "perf"
+COMMAND_HELP = dict(help="speed sweep: target vs baseline vs PyTorch eager")
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--model", required=True, help="the target's offline model")
+    parser.add_argument("--variant-model", action="append",
+                        help="another cpu offline model (e.g. the int8 one) to measure alongside the target")
+    parser.add_argument("--accuracy-report", action="append",
+                        help="accuracy.json of a model measured here: its gate verdict goes into the report")
+    parser.add_argument("--onnx", required=True, help="simplified ONNX (the baseline)")
+    parser.add_argument("--seed-onnx", default="",
+                        help="the seed's graph (allennlp export + onnxsim, batch 1), timed as a second baseline")
+    parser.add_argument("--data", required=True, help="data stage folder (real inputs)")
+    parser.add_argument("--weights-source", required=True)
+    parser.add_argument("--dataset-source", default="")
+    parser.add_argument("--target", default="cpu")
+    parser.add_argument("--batch", type=int, nargs="+", default=[1, 4, 8, 16, 32])
+    parser.add_argument("--seconds", type=float, default=3.0, help="timed budget per (variant, batch)")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--min-iters", type=int, default=3)
+    parser.add_argument("--loop", type=int, default=100, help="ascend: ais_bench --loop per batch size")
+    parser.add_argument("--threads", type=int, default=0, help="0: all cores")
+    parser.add_argument("--devices", default="0", help="ascend: NPU id(s); perf uses the first")
+    parser.add_argument("--no-torch", action="store_true")
+    parser.add_argument("--torch-max-batch", type=int, default=32)
+    parser.add_argument("--report-dir", required=True)
+    parser.add_argument("--no-progress", action="store_true")
+
+
+def run(args) -> int:
+    from stages.sources.data import load_samples, read_bin
+    from stages.elmo.elmo_options import load_options
+    from stages.backends.runners import default_threads
+    from stages.sources.weights import load_source
+
+    if any(b < 1 for b in args.batch):
+        raise StageError("BATCH sizes must be at least 1")
+    threads = args.threads or default_threads()
+    manifest, sentences = load_samples(args.data)
+    word_len = manifest["word_len"]
+    ids = np.concatenate([read_bin(Path(args.data) / "bin" / f"{i}.bin", word_len) for i in range(len(sentences))])
+    source = load_source(args.weights_source)
+    dataset = json.loads(Path(args.dataset_source).read_text()) if args.dataset_source else {}
+    variants = _load_variants(args, threads)
+    onnx_peak = peak_rss_mb()
+    machine = measure_machine(threads)
+    batches = sorted(set(args.batch))
+    results = run_sweep(variants, ids, batches, seconds=args.seconds, warmup=args.warmup,
+                        rounds=args.rounds, min_iters=args.min_iters, progress=not args.no_progress)
+    if args.target == "ascend":
+        from stages.backends.ascend.target import perf_entries
+
+        results += perf_entries(args, batches)
+    for v in variants:
+        v.close()
+    add_ratios_and_roofline(results, variants, load_options(source["options"]), word_len, machine)
+    add_gates(results, variants, args.accuracy_report or [], args.model)
+    report = {
+        "schema": SCHEMA,
+        "target": args.target,
+        "word_len": word_len,
+        "model": str(args.model),
+        "onnx": str(args.onnx),
+        "weights_label": source["label"],
+        "weights_synthetic": source["synthetic"],
+        "data_label": dataset.get("label") or manifest.get("source_label"),
+        "machine": machine,
+        "target_timing": _target_timing(args, results),
+        "budget": {"seconds_per_point": args.seconds, "rounds": args.rounds, "warmup": args.warmup,
+                   "min_iters": args.min_iters},
+        "peak_rss_mb": {"onnxruntime_variants": max(onnx_peak, peak_rss_mb()),
+                        "pytorch_worker": next((v.peak_rss_mb for v in variants if isinstance(v, WorkerVariant)),
+                                               None)},
+        "model_rss_mb": {v.name: v.rss_mb for v in variants},
+        "results": results,
+        "summary": summarize_models(results, variants),
+        "published": PUBLISHED,
+    }
+    out = Path(args.report_dir)
+    plot(report, out / "perf.png")
+    write_text(out / "perf.md", render_markdown(report))
+    write_json(out / "perf.json", report)
+    for r in results:
+        print(f"perf {r['variant']:<40} batch {r['batch']:>3}: {r['sentences_per_s']:8.2f} sentences/s "
+              f"(x{r['speedup_vs_baseline_same_batch']:.2f} vs baseline), p50 "
+              f"{'%.1f ms' % r['latency_ms']['p50'] if r['latency_ms']['p50'] is not None else 'n/a'}",
+              file=sys.stderr)
+    return 0

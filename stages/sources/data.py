@@ -1,0 +1,320 @@
+"""Data stage: held-out corpus files -> kept sentences, per-sample char-id .bin files, manifest.
+
+The output folder is what the inference, accuracy and perf stages read back:
+``sentences.txt`` (line i = sample i), ``bin/{i}.bin`` (``[1, W, 50]`` int32
+little-endian, the layout ais_bench feeds to the model) and ``manifest.json``
+saying where every sample came from. It is built in a temporary sibling and
+renamed into place, so a half-finished run never looks finished.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
+
+import numpy as np
+from tqdm import tqdm
+
+from stages.elmo import charids
+from stages.common.atomic import atomic_path
+from stages.common.errors import StageError
+from stages.common.hashing import sha256_file
+
+SCHEMA = "elmo-data-manifest/1"
+TOTAL_FILES = 50
+FILE_TEMPLATE = "news.en.heldout-{:05d}-of-00050"
+MANIFEST_NAME = "manifest.json"
+SENTENCES_NAME = "sentences.txt"
+BIN_DIR = "bin"
+DTYPE = "int32"
+# ais_bench reads raw bytes, so the byte order is fixed rather than native.
+_BIN_DTYPE = np.dtype("<i4")
+
+EMPTY = "empty"
+TOO_LONG = "too_long"
+NOT_UTF8 = "not_utf8"
+SKIP_REASONS = (EMPTY, TOO_LONG, NOT_UTF8)
+
+DATASET_FIX = (
+    "run `make dataset` to download the held-out set, or use DATASET=sample, "
+    "or set DATASET_DIR=... to a heldout-monolingual.tokenized.shuffled folder"
+)
+
+
+def heldout_paths(dataset_dir, file_num: int) -> Tuple[List[Path], List[Path]]:
+    """``(present, missing)`` among the first ``file_num`` held-out files of ``dataset_dir``."""
+    folder = Path(dataset_dir)
+    present, missing = [], []
+    for index in range(file_num):
+        path = folder / FILE_TEMPLATE.format(index)
+        (present if path.is_file() else missing).append(path)
+    return present, missing
+
+
+def classify_line(raw: bytes, word_len: Optional[int] = None) -> Tuple[List[str], Optional[str]]:
+    """``(tokens, None)`` for a usable line, else ``(tokens or [], reason)``."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return [], NOT_UTF8
+    tokens = text.split()
+    if not tokens:
+        return tokens, EMPTY
+    if word_len is not None and len(tokens) > word_len:
+        return tokens, TOO_LONG
+    return tokens, None
+
+
+def iter_sentences(
+    files: Iterable, word_len: Optional[int] = None, progress: bool = False
+) -> Iterator[Tuple[List[str], Optional[str]]]:
+    """Yield ``(tokens, reason)`` for every line of ``files``, in order.
+
+    ``reason`` is None for a kept sentence, else one of ``SKIP_REASONS``;
+    ``too_long`` only appears when ``word_len`` is given. Lines are read as
+    bytes and decoded one by one, so a single bad line costs only itself.
+    """
+    for path in files:
+        path = Path(path)
+        with path.open("rb") as handle, tqdm(
+            total=path.stat().st_size,
+            unit="B",
+            unit_scale=True,
+            desc=path.name,
+            disable=None if progress else True,
+            leave=False,
+        ) as bar:
+            for raw in handle:
+                bar.update(len(raw))
+                yield classify_line(raw, word_len)
+
+
+def sample_bytes(word_len: int) -> int:
+    return word_len * charids.MAX_CHARS * _BIN_DTYPE.itemsize
+
+
+def write_bin(path, tokens: Sequence[str], word_len: int) -> None:
+    ids = charids.sentence_ids(tokens, word_len)[np.newaxis]
+    Path(path).write_bytes(np.ascontiguousarray(ids, dtype=_BIN_DTYPE).tobytes())
+
+
+def read_bin(path, word_len: int) -> np.ndarray:
+    """The ``[1, word_len, 50]`` int32 ids of one .bin file, checked for size."""
+    path = Path(path)
+    expected = sample_bytes(word_len)
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        raise StageError(f"{path}: missing; rerun the data stage") from None
+    if size != expected:
+        raise StageError(
+            f"{path}: {size} bytes, expected {expected} for word_len={word_len} "
+            f"([1, {word_len}, {charids.MAX_CHARS}] int32); rerun the data stage with the same WORD_LEN"
+        )
+    data = np.fromfile(str(path), dtype=_BIN_DTYPE)
+    return data.astype(np.int32, copy=False).reshape(1, word_len, charids.MAX_CHARS)
+
+
+def build(
+    dataset_dir,
+    file_num: int,
+    word_len: int,
+    out_dir,
+    source_label: Optional[str] = None,
+    progress: bool = True,
+) -> dict:
+    """Write the data folder ``out_dir`` and return its manifest."""
+    if word_len < 1:
+        raise StageError(f"--word-len must be at least 1, got {word_len}")
+    if not 1 <= file_num <= TOTAL_FILES:
+        raise StageError(f"--file-num must be between 1 and {TOTAL_FILES}, got {file_num}")
+    out = Path(out_dir)
+    _check_replaceable(out)
+    folder = Path(dataset_dir)
+    if not folder.is_dir():
+        raise StageError(f"dataset folder {folder} not found: {DATASET_FIX}")
+    present, missing = heldout_paths(folder, file_num)
+    if not present:
+        raise StageError(
+            f"no news.en.heldout-000NN-of-00050 file with NN < {file_num} in {folder}: {DATASET_FIX}"
+        )
+    if missing:
+        # Expected with the shipped sample (2 files), so a warning, not an error.
+        print(
+            f"warning: {len(missing)} of {file_num} held-out files missing in {folder}; "
+            f"using the {len(present)} present (listed in the manifest)",
+            file=sys.stderr,
+        )
+
+    files_info = []
+    skipped: Counter = Counter({reason: 0 for reason in SKIP_REASONS})
+    lengths: Counter = Counter()
+    total_lines = 0
+    kept = 0
+    with atomic_path(out) as tmp:
+        (tmp / BIN_DIR).mkdir(parents=True)
+        with (tmp / SENTENCES_NAME).open("w", encoding="utf-8", newline="\n") as sentences:
+            for path in present:
+                file_lines = file_kept = 0
+                for tokens, reason in iter_sentences([path], word_len, progress):
+                    file_lines += 1
+                    if reason is not None:
+                        skipped[reason] += 1
+                        continue
+                    write_bin(tmp / BIN_DIR / f"{kept}.bin", tokens, word_len)
+                    sentences.write(" ".join(tokens) + "\n")
+                    lengths[len(tokens)] += 1
+                    kept += 1
+                    file_kept += 1
+                total_lines += file_lines
+                files_info.append(
+                    {"path": str(path), "sha256": sha256_file(path), "lines": file_lines, "kept": file_kept}
+                )
+        if kept == 0:
+            raise StageError(
+                f"no sentence of at most {word_len} tokens in {folder} "
+                f"({len(present)} file(s), {total_lines} lines); raise WORD_LEN"
+            )
+        manifest = {
+            "schema": SCHEMA,
+            "word_len": word_len,
+            "file_num": file_num,
+            "dataset_dir": str(folder),
+            "source_label": source_label if source_label is not None else str(folder),
+            "files": files_info,
+            "missing_files": [str(path) for path in missing],
+            "counts": {
+                "lines": total_lines,
+                "kept": kept,
+                "skipped": {reason: skipped[reason] for reason in SKIP_REASONS},
+            },
+            "length_histogram": {str(n): lengths[n] for n in sorted(lengths)},
+            "samples": kept,
+            "sentences": SENTENCES_NAME,
+            "bin_dir": BIN_DIR,
+            "input_shape": [1, word_len, charids.MAX_CHARS],
+            "dtype": DTYPE,
+        }
+        (tmp / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    return manifest
+
+
+def _check_replaceable(out: Path) -> None:
+    # A rerun replaces the old output wholesale; refuse anything that is not
+    # one, so a mistyped --out cannot wipe an unrelated folder.
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise StageError(f"--out {out} exists and is not a folder; choose another path")
+    if any(out.iterdir()) and not (out / MANIFEST_NAME).is_file():
+        raise StageError(
+            f"--out {out} is a non-empty folder without {MANIFEST_NAME}, not an earlier data "
+            "output; refusing to replace it (choose another path or remove it)"
+        )
+
+
+def load_samples(data_dir) -> Tuple[dict, List[List[str]]]:
+    """``(manifest, sentences)`` of a data folder, each sentence a token list.
+
+    Checks what later stages rely on: the schema, the shape/dtype fields,
+    one sentence line per sample, each within ``word_len`` tokens, and one
+    .bin per sample. Individual .bin sizes are checked by ``read_bin``.
+    """
+    folder = Path(data_dir)
+    manifest_path = folder / MANIFEST_NAME
+    if not manifest_path.is_file():
+        raise StageError(f"{manifest_path} not found: run the data stage first (make data)")
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise StageError(f"{manifest_path}: not valid JSON ({exc}); rerun the data stage") from None
+    if not isinstance(manifest, dict) or manifest.get("schema") != SCHEMA:
+        raise StageError(f"{manifest_path}: schema is not {SCHEMA}; rerun the data stage")
+    word_len = manifest.get("word_len")
+    samples = manifest.get("samples")
+    if not isinstance(word_len, int) or word_len < 1 or not isinstance(samples, int) or samples < 1:
+        raise StageError(f"{manifest_path}: bad word_len/samples; rerun the data stage")
+    if manifest.get("input_shape") != [1, word_len, charids.MAX_CHARS] or manifest.get("dtype") != DTYPE:
+        raise StageError(
+            f"{manifest_path}: input_shape/dtype do not match [1, {word_len}, {charids.MAX_CHARS}] {DTYPE}"
+        )
+
+    sentences_path = folder / manifest.get("sentences", SENTENCES_NAME)
+    try:
+        text = sentences_path.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        raise StageError(f"{sentences_path} not found; rerun the data stage") from None
+    except UnicodeDecodeError as exc:
+        raise StageError(f"{sentences_path}: not UTF-8 ({exc}); rerun the data stage") from None
+    # Tokens never contain whitespace, so "\n" is the only line break; splitlines()
+    # would also cut on characters such as U+2028 and shift sample numbers.
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    if len(lines) != samples:
+        raise StageError(f"{sentences_path}: {len(lines)} lines, manifest says {samples} samples")
+    sentences = []
+    for number, line in enumerate(lines, 1):
+        tokens = line.split(" ")
+        if not line or "" in tokens or len(tokens) > word_len:
+            raise StageError(
+                f"{sentences_path}:{number}: not 1..{word_len} single-space separated tokens; rerun the data stage"
+            )
+        sentences.append(tokens)
+
+    bin_dir = folder / manifest.get("bin_dir", BIN_DIR)
+    if not bin_dir.is_dir():
+        raise StageError(f"{bin_dir} not found; rerun the data stage")
+    n_bins = sum(1 for name in os.listdir(bin_dir) if name.endswith(".bin"))
+    if n_bins != samples or not (bin_dir / f"{samples - 1}.bin").is_file():
+        raise StageError(f"{bin_dir}: {n_bins} .bin files, expected 0.bin..{samples - 1}.bin")
+    return manifest, sentences
+
+
+def bin_path(data_dir, manifest: Dict, index: int) -> Path:
+    """Where sample ``index`` of a loaded data folder lives."""
+    return Path(data_dir) / manifest.get("bin_dir", BIN_DIR) / f"{index}.bin"
+
+
+def run(args) -> int:
+    if args.dataset_source:
+        try:
+            source = json.loads(Path(args.dataset_source).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise StageError(f"{args.dataset_source}: cannot read the dataset source ({exc}); rerun make data") from None
+        args.dataset_dir = args.dataset_dir or source["path"]
+        args.source_label = args.source_label or source["label"]
+    if not args.dataset_dir:
+        raise StageError("give --dataset-dir or --dataset-source")
+    manifest = build(
+        args.dataset_dir,
+        args.file_num,
+        args.word_len,
+        args.out,
+        source_label=args.source_label,
+        progress=not args.no_progress,
+    )
+    counts = manifest["counts"]
+    skipped = ", ".join(f"{reason} {n}" for reason, n in counts["skipped"].items())
+    print(
+        f"data: kept {counts['kept']} of {counts['lines']} lines (skipped: {skipped}) "
+        f"from {len(manifest['files'])} file(s), word_len {manifest['word_len']} -> {args.out}"
+    )
+    return 0
+
+
+COMMAND = "data"
+COMMAND_HELP = dict(help="held-out sentences -> sentences.txt, bin/{i}.bin char ids, manifest.json", description=__doc__.splitlines()[0])
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--dataset-dir", default="", help="the heldout-monolingual.tokenized.shuffled folder")
+    parser.add_argument("--dataset-source", default="", help="JSON from dataset-source (folder and label)")
+    parser.add_argument("--file-num", type=int, default=TOTAL_FILES, help="read files 00000..N-1 (default 50)")
+    parser.add_argument("--word-len", type=int, required=True, help="model word length W: longer sentences are skipped")
+    parser.add_argument("--out", required=True, help="output folder (replaced as a whole)")
+    parser.add_argument("--source-label", default=None, help="dataset label recorded for reports")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
