@@ -7,6 +7,8 @@
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 .DELETE_ON_ERROR:
+# Nothing is an intermediate to delete: a later `make accuracy PRECISION=int8` needs every run's outputs.
+.SECONDARY:
 .DEFAULT_GOAL := help
 
 # ---- settings (all overridable: make accuracy WORD_LEN=16 BATCH=4) ---------
@@ -141,13 +143,73 @@ OUTPUTS_SUMMARY := $(OUTPUTS)/summary.json
 ACCURACY_JSON := $(REPORTS)/accuracy.json
 PERF_JSON := $(REPORTS)/perf.json
 
+# ---- the user's settings, checked before any stage runs ----------------------
+# A value a stage would refuse after minutes of export and compile is refused
+# here, in one line naming the variable as the user typed it.
+PATH_VARS := ARTIFACTS DATASET_DIR ELMO_OPTIONS ELMO_WEIGHTS SYNTHETIC_LIKE
+$(foreach v,$(PATH_VARS),$(if $(word 2,$($(v))),$(error $(v)="$($(v))" holds whitespace, which make cannot handle in a path: choose a path without spaces)))
+# Goals that read no setting but these paths are not checked further.
+CHECKED := $(if $(filter-out help clean clean-venv venv test lint lint-docker fixtures print-%,$(or $(MAKECMDGOALS),help)),yes)
+matches = $(shell [[ '$(1)' =~ $(2) ]] && echo yes)
+UINT := ^[0-9]+$$
+POSITIVE := ^[1-9][0-9]*$$
+NUMBER := ^([0-9]+\.?[0-9]*|\.[0-9]+)$$
+ifeq ($(CHECKED),yes)
+$(if $(call matches,$(WORD_LEN),$(POSITIVE)),,$(error WORD_LEN="$(WORD_LEN)": give a whole number of tokens >= 1, e.g. WORD_LEN=8))
+$(if $(BATCHES),,$(error BATCH is empty: give one or more batch sizes, e.g. BATCH="1 4 8"))
+$(foreach b,$(BATCHES),$(if $(call matches,$(b),$(POSITIVE)),,$(error BATCH="$(BATCH)": "$(b)" is not a batch size; give whole numbers >= 1, e.g. BATCH="1 4 8")))
+$(if $(filter fp32 int8,$(PRECISION)),,$(error PRECISION="$(PRECISION)": use fp32 or int8))
+$(foreach p,$(CPU_VARIANTS),$(if $(filter fp32 int8,$(p)),,$(error CPU_VARIANTS="$(CPU_VARIANTS)": "$(p)" is not fp32 or int8)))
+$(if $(filter auto official synthetic,$(WEIGHTS)),,$(error WEIGHTS="$(WEIGHTS)": use auto, official or synthetic))
+$(if $(filter auto heldout sample,$(DATASET)),,$(error DATASET="$(DATASET)": use auto, heldout or sample))
+$(if $(call matches,$(FILE_NUM),$(POSITIVE)),,$(error FILE_NUM="$(FILE_NUM)": give how many held-out files to read, 1 to 50))
+$(if $(call matches,$(THREADS),$(UINT)),,$(error THREADS="$(THREADS)": give a whole number (0: all cores)))
+$(if $(call matches,$(PERF_SECONDS),$(NUMBER)),,$(error PERF_SECONDS="$(PERF_SECONDS)": give seconds, e.g. PERF_SECONDS=3))
+$(foreach v,SENTENCE_COS_MIN TOKEN_COS_MIN,$(if $(call matches,$($(v)),^(0?\.[0-9]+|1(\.0*)?)$$),,$(error $(v)="$($(v))": give a cosine between 0 and 1, e.g. $(v)=0.99)))
+$(if $(call matches,$(DEVICES),^[0-9]+(,[0-9]+)*$$),,$(error DEVICES="$(DEVICES)": give NPU ids, e.g. DEVICES=0 or DEVICES=0,1))
+$(if $(DATASET_DIR),$(if $(call matches,$(DATASET_DIR),.),$(if $(shell [ -d '$(DATASET_DIR)' ] && echo y),,$(error DATASET_DIR="$(DATASET_DIR)": no such folder; point it at heldout-monolingual.tokenized.shuffled))))
+$(if $(ELMO_OPTIONS)$(ELMO_WEIGHTS),$(if $(and $(ELMO_OPTIONS),$(ELMO_WEIGHTS)),,$(error give both ELMO_OPTIONS and ELMO_WEIGHTS (or neither, for WEIGHTS=$(WEIGHTS)))))
+$(foreach v,ELMO_OPTIONS ELMO_WEIGHTS SYNTHETIC_LIKE,$(if $($(v)),$(if $(shell [ -f '$($(v))' ] && echo y),,$(error $(v)="$($(v))": no such file))))
+endif
+
+# The artifacts folder carries a marker, so `make clean` removes only a folder
+# this project made (or one holding nothing but its subfolders, from before the marker).
+ARTIFACTS_MARK := $(ARTIFACTS)/.elmo-artifacts
+OWN_ENTRIES := ^(\.elmo-artifacts|\.settings|inputs|weights|data|model|om|outputs|reports)$$
+owned_or_new = $(shell d='$(ARTIFACTS)'; if [ ! -e "$$d" ] || [ -f "$$d/.elmo-artifacts" ]; then echo yes; \
+  elif [ -d "$$d" ] && [ -z "$$(ls -A "$$d" | grep -vE '$(OWN_ENTRIES)')" ]; then echo yes; fi)
+ifeq ($(CHECKED),yes)
+$(if $(owned_or_new),,$(error ARTIFACTS="$(ARTIFACTS)" is a folder this project did not make (no .elmo-artifacts marker) and holds other files: choose a new or empty folder))
+$(shell mkdir -p '$(ARTIFACTS)' && touch '$(ARTIFACTS_MARK)')
+endif
+
+# The user's input files are prerequisites by content: a stamp holding their
+# sha256 is rewritten only when a hash changes (size and mtime say when to
+# re-hash), so an edited weights or corpus file redoes exactly what depends on it.
+STAMP = $(PYTHON) -m stages.common.stamp
+INPUT_STAMPS := $(ARTIFACTS)/inputs
+WEIGHTS_STAMP := $(if $(ELMO_WEIGHTS)$(SYNTHETIC_LIKE),$(INPUT_STAMPS)/weights-$(WEIGHTS_TAG).json)
+CORPUS_FILES := $(if $(DATASET_DIR),$(wildcard $(DATASET_DIR)/news.en.heldout-*),$(wildcard \
+  data/1-billion-word-language-modeling-benchmark-r13output/heldout-monolingual.tokenized.shuffled/news.en.heldout-* \
+  data/sample/heldout-monolingual.tokenized.shuffled/news.en.heldout-*))
+CORPUS_STAMP := $(INPUT_STAMPS)/corpus-$(DATA_TAG).json
+ifeq ($(CHECKED),yes)
+$(if $(WEIGHTS_STAMP),$(if $(shell $(STAMP) '$(WEIGHTS_STAMP)' $(foreach f,$(ELMO_OPTIONS) $(ELMO_WEIGHTS) $(SYNTHETIC_LIKE),'$(abspath $(f))') && echo ok),,$(error could not stamp ELMO_OPTIONS/ELMO_WEIGHTS/SYNTHETIC_LIKE (see above))))
+$(if $(shell $(STAMP) '$(CORPUS_STAMP)' $(foreach f,$(CORPUS_FILES),'$(f)') && echo ok),,$(error could not stamp the corpus files (see above)))
+endif
+
 # Reports have fixed names, so they also depend on a stamp of the settings that
 # shaped them; the stamp is rewritten only when a setting changes.
 REPORT_STAMP := $(REPORTS)/.settings
 ACCURACY_OK := $(REPORTS)/.accuracy-passed
 REPORT_SETTINGS := $(TARGET) $(RUNNER) $(OM) $(OUTPUTS) $(BATCH_TAG) $(PERF_SECONDS) $(PERF_TORCH) $(THREADS) $(SENTENCE_COS_MIN) $(TOKEN_COS_MIN) $(DEVICES)
+# A flavour's own verdict depends only on how it is judged, so switching PRECISION
+# republishes the other flavour's verdict instead of judging it again.
+JUDGE_STAMP := $(REPORTS)/.judge-settings
+JUDGE_SETTINGS := $(TARGET) $(RUNNER) $(SENTENCE_COS_MIN) $(TOKEN_COS_MIN) $(LARGEST_BATCH) $(DEVICES)
 ifneq ($(filter accuracy perf all,$(MAKECMDGOALS)),)
 $(shell mkdir -p $(REPORTS) && { [ "$$(cat $(REPORT_STAMP) 2>/dev/null)" = "$(REPORT_SETTINGS)" ] || echo "$(REPORT_SETTINGS)" > $(REPORT_STAMP); })
+$(shell { [ "$$(cat $(JUDGE_STAMP) 2>/dev/null)" = "$(JUDGE_SETTINGS)" ] || echo "$(JUDGE_SETTINGS)" > $(JUDGE_STAMP); })
 endif
 
 # Each artifact also depends on the code that makes it, so a changed stage
@@ -165,6 +227,7 @@ CODE_COMPILE := $(call code,backends/compile graph/quantize backends/runners) \
 CODE_INFER := $(call code,backends/infer backends/runners) \
   $(call ASCEND_CODE,target ais_bench ais_summary ais_tool tool_paths shards om_manifest)
 CODE_ACCURACY := $(CODE_MODEL) $(call code,reports/accuracy reports/metrics backends/runners reports/plots)
+CODE_ACCURACY_INDEX := $(call code,reports/accuracy_index)
 CODE_PERF := $(call code,reports/perf backends/runners reports/plots) $(call ASCEND_CODE,target ais_bench ais_tool)
 
 # An artifact's path as the stage command sees it (under $(A) in a container).
@@ -176,7 +239,7 @@ HELP_VARS := TARGET RUNNER WORD_LEN BATCH FILE_NUM WEIGHTS ELMO_OPTIONS ELMO_WEI
   PRECISION_MODE DEVICES PYTHON
 
 # ---- the three verbs ---------------------------------------------------------
-.PHONY: help om accuracy perf all weights data export simplify seed-onnx infer dataset clean clean-venv test lint venv doctor doctor-gate
+.PHONY: help om accuracy perf all weights data export simplify seed-onnx infer dataset clean clean-venv test lint venv doctor doctor-gate fixtures
 
 help: ## list targets and variables
 	@echo "ELMo deployment pipeline: make om | make accuracy | make perf"
@@ -223,7 +286,7 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 	@touch $@
 
 weights: $(SOURCE_JSON) ## choose/prepare the weights (WEIGHTS, ELMO_OPTIONS/ELMO_WEIGHTS)
-$(SOURCE_JSON): $(CODE_WEIGHTS) | $(HOST_VENV) $(IMAGE_DEP_export)
+$(SOURCE_JSON): $(CODE_WEIGHTS) $(WEIGHTS_STAMP) | $(HOST_VENV) $(IMAGE_DEP_export)
 	$(RUN_EXPORT) weights --source $(WEIGHTS) --out $(call in,$@) --cache $(DATA)/cache \
 	  $(if $(ELMO_OPTIONS),--options $(abspath $(ELMO_OPTIONS)) --weights $(abspath $(ELMO_WEIGHTS))) \
 	  $(if $(SYNTHETIC_LIKE),--synthetic-like $(abspath $(SYNTHETIC_LIKE)))
@@ -231,9 +294,12 @@ $(SOURCE_JSON): $(CODE_WEIGHTS) | $(HOST_VENV) $(IMAGE_DEP_export)
 dataset: | $(VENV)/.installed ## download + unpack the 1B Word held-out set (sha256-verified)
 	$(STAGES) dataset-source --dataset heldout --fetch
 
+fixtures: | $(VENV)/.installed ## download the bilm-tf test fixture some tests compare against (sha256-pinned)
+	$(STAGES) fixtures
+
 data: $(DATA_MANIFEST) ## corpus -> sentences.txt + {i}.bin ids + manifest
 HELDOUT_MARK := $(wildcard data/1-billion-word-language-modeling-benchmark-r13output/heldout-monolingual.tokenized.shuffled/.unpacked)
-$(DATA_MANIFEST): $(CODE_DATA) $(HELDOUT_MARK) $(wildcard data/sample/heldout-monolingual.tokenized.shuffled/*) | $(HOST_VENV) $(IMAGE_DEP_export)
+$(DATA_MANIFEST): $(CODE_DATA) $(HELDOUT_MARK) $(CORPUS_STAMP) | $(HOST_VENV) $(IMAGE_DEP_export)
 	$(RUN_EXPORT) dataset-source --dataset $(DATASET) --dataset-dir '$(if $(DATASET_DIR),$(abspath $(DATASET_DIR)))' --fetch --out $(call in,$(DATASET_JSON))
 	$(RUN_EXPORT) data --dataset-source $(call in,$(DATASET_JSON)) --file-num $(FILE_NUM) --word-len $(WORD_LEN) \
 	  --out $(call in,$(DATA_DIR))
@@ -276,7 +342,7 @@ infer: $(DOCTOR_GATE) $(OUTPUTS_SUMMARY) ## run the offline model over the corpu
 # the speed); `make accuracy` then publishes the chosen flavour's report and
 # fails if it failed. Only a pass leaves the stamp make checks, so a failed
 # gate fails again on the next run instead of looking done.
-$(call run_report,%): $(call run_outputs,%)/summary.json $(SIM_ONNX) $(SOURCE_JSON) $(DATA_MANIFEST) $(REPORT_STAMP) \
+$(call run_report,%): $(call run_outputs,%)/summary.json $(SIM_ONNX) $(SOURCE_JSON) $(DATA_MANIFEST) $(JUDGE_STAMP) \
     $(CODE_ACCURACY)
 	$(RUN_EXPORT) accuracy --report-only --target $(TARGET) --data $(call in,$(DATA_DIR)) \
 	  --outputs $(call in,$(<D)) --onnx $(call in,$(SIM_ONNX)) --weights-source $(call in,$(SOURCE_JSON)) \
@@ -284,8 +350,8 @@ $(call run_report,%): $(call run_outputs,%)/summary.json $(SIM_ONNX) $(SOURCE_JS
 	  --sentence-cos-min $(SENTENCE_COS_MIN) --token-cos-min $(TOKEN_COS_MIN) --threads $(THREADS) \
 	  $(if $(filter cpu,$(TARGET)),--batched $(LARGEST_BATCH))
 
-$(ACCURACY_OK): $(call run_report,$(RUN_FLAVOUR))
-	cp $(<D)/accuracy.json $(<D)/accuracy.md $(<D)/accuracy_hist.png $(REPORTS)/
+$(ACCURACY_OK): $(call run_report,$(RUN_FLAVOUR)) $(REPORT_STAMP) $(CODE_ACCURACY_INDEX)
+	$(RUN_EXPORT) accuracy-index --reports $(call in,$(REPORTS)) --current $(call in,$(<D))
 	@python3 -c 'import json, sys; r = json.load(open(sys.argv[1])); print("accuracy:", "PASSED" if r["passed"] else "FAILED", "(" + sys.argv[1] + ")", file=sys.stdout if r["passed"] else sys.stderr); sys.exit(0 if r["passed"] else 1)' $(ACCURACY_JSON)
 	@touch $@
 
@@ -305,8 +371,10 @@ test: $(VENV)/.installed ## run the test suite (what CI runs)
 
 lint: $(VENV)/.installed lint-docker ## hadolint every Dockerfile (also run by make test)
 
-clean: ## remove $(ARTIFACTS) (keeps .venv and the download cache)
-	rm -rf $(ARTIFACTS)
+clean: ## remove $(ARTIFACTS), only if this project made it (keeps .venv and the download cache)
+	@if [ -z '$(owned_or_new)' ]; then \
+	  echo 'error: ARTIFACTS="$(ARTIFACTS)" is not a folder this project made (no .elmo-artifacts marker); nothing removed' >&2; exit 2; \
+	elif [ -e '$(ARTIFACTS)' ]; then rm -rf -- '$(ARTIFACTS)' && echo 'removed $(ARTIFACTS)'; fi
 
 clean-venv: ## remove .venv
 	rm -rf $(VENV)

@@ -10,7 +10,11 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-FIXTURE = REPO.parent / "shared" / "fixtures" / "elmo-bilm-tf"
+# The bilm-tf fixture: ELMO_FIXTURE_DIR, else what `make fixtures` downloaded, else the workplace's
+# shared folder beside the clone (where CI finds it).
+FIXTURE_PLACES = [Path(p) for p in [os.environ.get("ELMO_FIXTURE_DIR", "")] if p] + [
+    REPO / "data" / "fixtures" / "elmo-bilm-tf", REPO.parent / "shared" / "fixtures" / "elmo-bilm-tf"]
+FIXTURE = next((p for p in FIXTURE_PLACES if (p / "lm_weights.hdf5").is_file()), FIXTURE_PLACES[-1])
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
@@ -19,7 +23,8 @@ if str(REPO) not in sys.path:
 def bilm_fixture() -> Path:
     """The trained bilm-tf test model and its embeddings (../shared/fixtures/elmo-bilm-tf)."""
     if not (FIXTURE / "lm_weights.hdf5").is_file():
-        pytest.skip(f"bilm-tf fixture not found at {FIXTURE} (it lives in the workplace's shared/ folder)")
+        pytest.skip("bilm-tf fixture not found: run `make fixtures` (downloads allennlp's test fixture, "
+                    "sha256-pinned) or set ELMO_FIXTURE_DIR")
     return FIXTURE
 
 

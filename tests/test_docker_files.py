@@ -21,7 +21,7 @@ REPO = Path(__file__).resolve().parents[1]
 DOCKER = REPO / "docker"
 DOCKERFILES = sorted(DOCKER.glob("*/Dockerfile"))
 PATCH = DOCKER / "allennlp-opset11.patch"
-FIXTURE = REPO.parent / "shared" / "fixtures" / "elmo-bilm-tf"
+from tests.conftest import FIXTURE  # noqa: E402  (wherever the bilm-tf fixture was found)
 
 
 def _hadolint():

@@ -157,3 +157,20 @@ def test_malformed_digest_is_refused(server, tmp_path):
     with pytest.raises(DownloadError, match="64 hex"):
         fetch(server.url("weights.bin"), tmp_path / "weights.bin", "md5:abc", progress=False)
     assert server.requests == []
+
+
+# --- make fixtures: allennlp's bilm-tf test fixture, sha256-pinned ------------------------------
+
+def test_fixtures_download_checks_every_digest(server, tmp_path, bilm_fixture):
+    from stages.sources import fixtures
+
+    for name in fixtures.FILES:
+        server.files[f"elmo/{name}"] = (bilm_fixture / name).read_bytes()
+    dest = fixtures.fetch_fixtures(tmp_path / "fx", base_url=server.url("elmo/"))
+    assert sorted(p.name for p in dest.iterdir()) == sorted(fixtures.FILES)
+    assert (dest / "lm_weights.hdf5").read_bytes() == (bilm_fixture / "lm_weights.hdf5").read_bytes()
+
+    server.files["elmo/options.json"] = b'{"tampered": true}'
+    with pytest.raises(Exception, match="sha256"):
+        fixtures.fetch_fixtures(tmp_path / "fx2", base_url=server.url("elmo/"))
+    assert not (tmp_path / "fx2" / "options.json").exists()

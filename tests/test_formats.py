@@ -22,7 +22,7 @@ def documented_keys(schema: str) -> set:
     ("elmo-weights-source/1", "weights/*/source.json"),
     ("dataset-source", "data/*.source.json"),
     ("elmo-data-manifest/1", "data/*/manifest.json"),
-    ("elmo-infer-summary/1", "outputs/cpu/*/*/summary.json"),
+    ("elmo-infer-summary/1", "outputs/cpu/*/*_fp32/summary.json"),
     ("elmo-accuracy/1", "reports/accuracy.json"),
     ("elmo-perf/1", "reports/perf.json"),
 ])

@@ -13,7 +13,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from stages.common.atomic import atomic_path, write_json
+from stages.common.atomic import atomic_path, temporary, write_json
+from stages.common.progress import step
 from stages.common.errors import StageError
 from stages.common.hashing import sha256_file
 
@@ -38,12 +39,14 @@ def compile_cpu(onnx_path, out_path, *, precision="fp32", threads=None) -> dict:
             # Why int8 this way (dynamic, two forms behind an If): stages/quantize.py.
             from stages.graph.quantize import int8_model
 
-            model, form = int8_model(onnx_path)
-            source = tmp.with_name(tmp.name + ".int8.onnx")
+            with step("compile: int8 weights (ONNX Runtime's quantizers)"):
+                model, form = int8_model(onnx_path, workdir=temporary(out_path, "quantize"))
+            source = temporary(out_path, "int8.onnx")
             onnx.save(model, str(source))
             del model  # the protobuf copy: ORT loads its own from the file
         try:
-            OrtRunner.load(source, threads=threads, optimize=True, save_optimized=tmp)
+            with step(f"compile: ONNX Runtime optimises and saves {out_path.name}"):
+                OrtRunner.load(source, threads=threads, optimize=True, save_optimized=tmp)
         finally:
             if source != onnx_path and source.exists():
                 source.unlink()

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from stages.common.atomic import atomic_path, write_json
-from stages.common.errors import StageError
+from stages.common.errors import StageError, stale_record
 
 SCHEMA = "elmo-infer-summary/1"
 
@@ -52,14 +52,17 @@ def read_outputs(output_dir, stems, word_len: int) -> np.ndarray:
     for stem in stems:
         path = output_path(output_dir, stem)
         if not path.is_file():
-            raise StageError(f"{path}: missing output for input {stem}.bin; rerun inference (make infer)")
+            raise stale_record(Path(output_dir) / "summary.json", f"{path}: missing output for input {stem}.bin",
+                               "inference", SCHEMA)
         data = np.fromfile(str(path), dtype=np.float32)
         if data.size % word_len:
-            raise StageError(f"{path}: {data.size} floats is not a multiple of word_len {word_len}")
+            raise stale_record(Path(output_dir) / "summary.json",
+                               f"{path}: {data.size} floats is not a multiple of word_len {word_len}", "inference", SCHEMA)
         arrays.append(data.reshape(word_len, -1))
     dims = {a.shape[1] for a in arrays}
     if len(dims) > 1:
-        raise StageError(f"{output_dir}: outputs have different sizes {sorted(dims)}; rerun inference")
+        raise stale_record(Path(output_dir) / "summary.json",
+                           f"{output_dir}: outputs have different sizes {sorted(dims)}", "inference", SCHEMA)
     return np.stack(arrays)
 
 

@@ -1,10 +1,18 @@
 """Write-then-rename helpers, so an interrupted stage never leaves a file or
-folder that a later run would mistake for finished work."""
+folder that a later run would mistake for finished work.
+
+Every temporary the project writes is named ``.<final name>.tmp-<pid>`` (the
+atomic target) or ``.<final name>.tmp-<pid>.<purpose>`` (a scratch file or
+folder beside it: the int8 model before ORT saves it, atc's working folder,
+the quantizers' work), so one rule finds the leftovers of a killed run: the
+pid is dead.
+"""
 from __future__ import annotations
 
 import contextlib
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -14,7 +22,7 @@ def atomic_path(dest):
     """Yield a temporary sibling path; rename it onto ``dest`` only on success."""
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.tmp-{os.getpid()}")
+    tmp = temporary(dest)
     _remove(tmp)
     _remove_orphans(dest)
     try:
@@ -24,6 +32,12 @@ def atomic_path(dest):
         os.replace(tmp, dest)
     finally:
         _remove(tmp)
+
+
+def temporary(dest, purpose: str = "") -> Path:
+    """This process's temporary for ``dest`` (``purpose`` names a scratch path beside it)."""
+    dest = Path(dest)
+    return dest.with_name(f".{dest.name}.tmp-{os.getpid()}" + (f".{purpose}" if purpose else ""))
 
 
 def write_json(dest, payload) -> None:
@@ -36,12 +50,21 @@ def write_text(dest, text: str) -> None:
         tmp.write_text(text, encoding="utf-8")
 
 
-def _remove_orphans(dest: Path) -> None:
-    """Temporaries left by a run that was killed (its pid is gone) are garbage."""
+_PID = re.compile(r"\.tmp-(\d+)(?:\.|$)")
+
+
+def remove_orphans(dest) -> None:
+    """Temporaries of ``dest`` left by a run that was killed (its pid is gone) are garbage."""
+    dest = Path(dest)
+    if not dest.parent.is_dir():
+        return
     for stale in dest.parent.glob(f".{dest.name}.tmp-*"):
-        pid = stale.name.rsplit("-", 1)[-1]
-        if pid.isdigit() and not _alive(int(pid)):
+        found = _PID.search(stale.name[len(dest.name) + 1:])
+        if found and not _alive(int(found.group(1))):
             _remove(stale)
+
+
+_remove_orphans = remove_orphans
 
 
 def _alive(pid: int) -> bool:

@@ -8,11 +8,13 @@ from __future__ import annotations
 import inspect
 import time
 import warnings
+from pathlib import Path
 
 import numpy as np
 
 from stages.common.atomic import atomic_path, write_json
 from stages.elmo.charids import MAX_CHARS
+from stages.common.progress import step
 from stages.common.errors import StageError
 from stages.graph.onnx_info import describe
 
@@ -75,7 +77,8 @@ def _export(module, out_path, *, batch, word_len, dynamic_batch, exporter) -> di
         with torch.no_grad(), warnings.catch_warnings():
             # The TorchScript exporter is chosen on purpose (opset 11); its deprecation notice is noise.
             warnings.simplefilter("ignore", DeprecationWarning)
-            torch.onnx.export(module, (dummy,), str(tmp), **kwargs)
+            with step(f"export: tracing ELMo to ONNX opset {OPSET} ({Path(out_path).name})"):
+                torch.onnx.export(module, (dummy,), str(tmp), **kwargs)
         try:
             onnx.checker.check_model(str(tmp))
         except onnx.checker.ValidationError as exc:

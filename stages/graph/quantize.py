@@ -82,6 +82,27 @@ def gemm_as_matmul(model) -> None:
     model.graph.node.extend(nodes)
 
 
+@contextmanager
+def _scratch_in(workdir):
+    """Every temporary file made meanwhile (ours and the quantizers' own) goes into ``workdir``,
+    named by the caller's temporary scheme, so a killed run's scratch is found and removed."""
+    import shutil
+    import tempfile
+
+    if workdir is None:
+        yield
+        return
+    path = Path(workdir)
+    path.mkdir(parents=True, exist_ok=True)
+    saved = tempfile.tempdir
+    tempfile.tempdir = str(path)
+    try:
+        yield
+    finally:
+        tempfile.tempdir = saved
+        shutil.rmtree(str(path), ignore_errors=True)
+
+
 def dynamic_int8(src):
     """Per-channel int8 MatMul weights (7 bits of range), activations quantized at run time.
 
@@ -200,7 +221,7 @@ def blockwise_int8_supported() -> str:
     return ""
 
 
-def int8_model(src):
+def int8_model(src, workdir=None):
     """The int8 offline model's graph before ORT optimisation, and a line on its form.
 
     Where this ONNX Runtime lacks 8-bit ``MatMulNBits`` every batch size gets
@@ -208,10 +229,11 @@ def int8_model(src):
     """
     import onnx
 
-    dynamic = dynamic_int8(src)
-    missing = blockwise_int8_supported()
-    if missing:
-        return dynamic, f"DynamicQuantizeMatMul at every batch (no 8-bit MatMulNBits in this onnxruntime: {missing})"
-    reference = onnx.load(str(src), load_external_data=False)
-    return (dispatch_on_batch(blockwise_int8(src), dynamic, reference),
-            f"batch 1: MatMulNBits 8-bit, block {BLOCK_SIZE}; larger batches: DynamicQuantizeMatMul per-channel")
+    with _scratch_in(workdir):
+        dynamic = dynamic_int8(src)
+        missing = blockwise_int8_supported()
+        if missing:
+            return dynamic, f"DynamicQuantizeMatMul at every batch (no 8-bit MatMulNBits in this onnxruntime: {missing})"
+        reference = onnx.load(str(src), load_external_data=False)
+        return (dispatch_on_batch(blockwise_int8(src), dynamic, reference),
+                f"batch 1: MatMulNBits 8-bit, block {BLOCK_SIZE}; larger batches: DynamicQuantizeMatMul per-channel")

@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 from stages.common.atomic import atomic_path, write_json
+from stages.common.progress import step
 from stages.common.errors import StageError
 from stages.graph.onnx_info import describe
 
@@ -18,7 +20,8 @@ def simplify(src, dest) -> dict:
         raise StageError(f"{src}: cannot load ONNX model ({exc}); rerun the export")
     before = describe(model)
     started = time.perf_counter()
-    simplified, ok = onnxsim.simplify(model)
+    with step(f"simplify: onnxsim on {Path(src).name} ({before['nodes']} nodes)"):
+        simplified, ok = onnxsim.simplify(model)
     if not ok:
         raise StageError(f"{src}: onnxsim could not validate the simplified graph; keep using the exported one")
     seconds = round(time.perf_counter() - started, 2)

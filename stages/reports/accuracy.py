@@ -24,7 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from stages.common.atomic import write_json, write_text
-from stages.common.errors import StageError
+from stages.common.progress import step
+from stages.common.errors import StageError, stale_record
 from stages.common.hashing import sha256_file
 from stages.reports.metrics import compare, summarize
 
@@ -90,16 +91,18 @@ def evaluate(args) -> tuple:
     stems = [str(i) for i in range(len(sentences))]
     summary = load_summary(args.outputs)
     if summary.get("outputs", 0) < len(stems):
-        raise StageError(
-            f"{args.outputs}: {summary.get('outputs')} outputs for {len(stems)} inputs; rerun inference (make infer)"
-        )
+        raise stale_record(Path(args.outputs) / "summary.json",
+                           f"{args.outputs}: {summary.get('outputs')} outputs for {len(stems)} inputs", "inference",
+                           summary.get("schema", "elmo-infer-summary/1"))
     outputs = read_outputs(args.outputs, stems, word_len)
     args.model = args.model or summary["model"]
     ids = np.concatenate([read_bin(Path(args.data) / "bin" / f"{s}.bin", word_len) for s in stems])
 
     source = load_source(args.weights_source)
-    onnx_out = infer_all(OrtRunner.load(args.onnx, threads=args.threads or None, name="onnxruntime-fp32"), ids)
-    torch_out = torch_unpadded(source["options"], source["weights"], sentences, threads=args.threads or None)
+    with step(f"accuracy: reference 1 of 2, ONNX Runtime fp32 on {len(stems)} sentences"):
+        onnx_out = infer_all(OrtRunner.load(args.onnx, threads=args.threads or None, name="onnxruntime-fp32"), ids)
+    with step(f"accuracy: reference 2 of 2, PyTorch on each of {len(stems)} sentences unpadded"):
+        torch_out = torch_unpadded(source["options"], source["weights"], sentences, threads=args.threads or None)
 
     lengths = [len(s) for s in sentences]
     target_real = _real_tokens(outputs, lengths)
@@ -115,8 +118,9 @@ def evaluate(args) -> tuple:
     ]
     raws = {"onnxruntime-fp32": raw_onnx, "pytorch-unpadded": raw_torch}
     if args.target == "cpu" and args.batched > 1:
-        batched = infer_all(OrtRunner.load(args.model, threads=args.threads or None, optimize=False,
-                                           name="target-batched"), ids, batch_size=args.batched)
+        with step(f"accuracy: the target at batch {args.batched}"):
+            batched = infer_all(OrtRunner.load(args.model, threads=args.threads or None, optimize=False,
+                                               name="target-batched"), ids, batch_size=args.batched)
         raw_batched = compare(_real_tokens(batched, lengths), onnx_real)
         padding_max = max(padding_max, _padding_max(batched, lengths))
         name = f"onnxruntime-fp32 (target batch {args.batched})"
@@ -187,16 +191,38 @@ def render_markdown(report: dict) -> str:
     return "\n".join(lines)
 
 
-def plot_histogram(raw: dict, dest) -> None:
+# Exact matches (cosine 1) have no logarithm: they are drawn in the leftmost bin, at this floor.
+DISTANCE_FLOOR = 1e-12
+
+
+def plot_histogram(raw: dict, dest, report: dict) -> None:
+    """Per reference, how far each token's cosine is from 1, with the gate drawn; titled with the
+    target, precision, weights and corpus so a PNG on its own says what it shows."""
     from stages.reports.plots import pyplot, save_png
 
-    fig, axes = pyplot().subplots(1, len(raw), figsize=(5 * len(raw), 3.5), squeeze=False)
+    gate = 1.0 - report["gate"]["token_cosine_min"]
+    fig, axes = pyplot().subplots(1, len(raw), figsize=(5 * len(raw), 3.8), squeeze=False)
     for ax, (name, values) in zip(axes[0], raw.items()):
-        distance = np.clip(1.0 - values["token_cosine"], 1e-12, None)
-        ax.hist(np.log10(distance), bins=40, color="#3a7")
-        ax.set_title(f"vs {name}")
-        ax.set_xlabel("log10(1 - token cosine)")
+        distance = 1.0 - np.asarray(values["token_cosine"], dtype=np.float64)
+        exact = int(np.sum(distance <= DISTANCE_FLOOR))
+        logged = np.log10(np.clip(distance, DISTANCE_FLOOR, None))
+        low = min(float(logged.min()), np.log10(DISTANCE_FLOOR))
+        high = max(float(logged.max()), np.log10(gate)) + 0.5
+        ax.hist(logged, bins=np.linspace(low, high, 41), color="#3a7")
+        ax.axvline(np.log10(gate), color="#c33", linestyle="--", linewidth=1)
+        ax.text(np.log10(gate), ax.get_ylim()[1] * 0.95, f" gate: cos >= {report['gate']['token_cosine_min']}",
+                color="#c33", fontsize=7, va="top")
+        ax.set_title(f"vs {name}", fontsize=9)
+        ax.set_xlabel(f"log10(1 - token cosine); {exact} exact matches drawn at {np.log10(DISTANCE_FLOOR):.0f}",
+                      fontsize=8)
         ax.set_ylabel("tokens")
+    weights = report["weights"]["label"] + (" (SYNTHETIC)" if report["weights"].get("synthetic") else "")
+    import textwrap
+
+    title = (f"{report['target']} {report.get('precision') or ''}: token cosine against each reference; "
+             f"weights: {weights}; data: {report['data']['label']}")
+    fig.suptitle(textwrap.fill(title, 70 * len(raw)), fontsize=8)
+    fig.tight_layout()
     save_png(fig, dest)
 
 
@@ -226,7 +252,7 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     report, raw = evaluate(args)
     out = Path(args.report_dir)
-    plot_histogram({k: v for k, v in raw.items()}, out / "accuracy_hist.png")
+    plot_histogram({k: v for k, v in raw.items()}, out / "accuracy_hist.png", report)
     write_text(out / "accuracy.md", render_markdown(report))
     write_json(out / "accuracy.json", report)
     for c in report["comparisons"]:

@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from stages.elmo import charids
 from stages.common.atomic import atomic_path
-from stages.common.errors import StageError
+from stages.common.errors import StageError, stale_record
 from stages.common.hashing import sha256_file
 
 SCHEMA = "elmo-data-manifest/1"
@@ -108,12 +108,12 @@ def read_bin(path, word_len: int) -> np.ndarray:
     try:
         size = path.stat().st_size
     except FileNotFoundError:
-        raise StageError(f"{path}: missing; rerun the data stage") from None
+        raise stale_record(path.parent.parent / MANIFEST_NAME, f"{path}: missing", "the data stage", SCHEMA) from None
     if size != expected:
-        raise StageError(
-            f"{path}: {size} bytes, expected {expected} for word_len={word_len} "
-            f"([1, {word_len}, {charids.MAX_CHARS}] int32); rerun the data stage with the same WORD_LEN"
-        )
+        raise stale_record(
+            path.parent.parent / MANIFEST_NAME,
+            f"{path}: {size} bytes, expected {expected} for word_len={word_len} ([1, {word_len}, "
+            f"{charids.MAX_CHARS}] int32)", "the data stage", SCHEMA)
     data = np.fromfile(str(path), dtype=_BIN_DTYPE)
     return data.astype(np.int32, copy=False).reshape(1, word_len, charids.MAX_CHARS)
 
@@ -209,7 +209,9 @@ def _check_replaceable(out: Path) -> None:
         return
     if not out.is_dir():
         raise StageError(f"--out {out} exists and is not a folder; choose another path")
-    if any(out.iterdir()) and not (out / MANIFEST_NAME).is_file():
+    # Without its manifest (removed as stale by a later stage) a data folder still holds only its own files.
+    own = {MANIFEST_NAME, SENTENCES_NAME, BIN_DIR}
+    if not (out / MANIFEST_NAME).is_file() and any(p.name not in own for p in out.iterdir()):
         raise StageError(
             f"--out {out} is a non-empty folder without {MANIFEST_NAME}, not an earlier data "
             "output; refusing to replace it (choose another path or remove it)"
@@ -246,31 +248,37 @@ def load_samples(data_dir) -> Tuple[dict, List[List[str]]]:
     try:
         text = sentences_path.read_bytes().decode("utf-8")
     except FileNotFoundError:
-        raise StageError(f"{sentences_path} not found; rerun the data stage") from None
+        raise stale_record(manifest_path, f"{sentences_path} not found", "the data stage", SCHEMA) from None
     except UnicodeDecodeError as exc:
-        raise StageError(f"{sentences_path}: not UTF-8 ({exc}); rerun the data stage") from None
+        raise stale_record(manifest_path, f"{sentences_path}: not UTF-8 ({exc})", "the data stage", SCHEMA) from None
     # Tokens never contain whitespace, so "\n" is the only line break; splitlines()
     # would also cut on characters such as U+2028 and shift sample numbers.
     lines = text.split("\n")
     if lines and lines[-1] == "":
         lines.pop()
     if len(lines) != samples:
-        raise StageError(f"{sentences_path}: {len(lines)} lines, manifest says {samples} samples")
+        raise stale_record(manifest_path, f"{sentences_path}: {len(lines)} lines, manifest says {samples} samples",
+                           "the data stage", SCHEMA)
     sentences = []
     for number, line in enumerate(lines, 1):
         tokens = line.split(" ")
         if not line or "" in tokens or len(tokens) > word_len:
-            raise StageError(
-                f"{sentences_path}:{number}: not 1..{word_len} single-space separated tokens; rerun the data stage"
-            )
+            raise stale_record(manifest_path, f"{sentences_path}:{number}: not 1..{word_len} single-space "
+                                              f"separated tokens", "the data stage", SCHEMA)
         sentences.append(tokens)
 
     bin_dir = folder / manifest.get("bin_dir", BIN_DIR)
     if not bin_dir.is_dir():
-        raise StageError(f"{bin_dir} not found; rerun the data stage")
-    n_bins = sum(1 for name in os.listdir(bin_dir) if name.endswith(".bin"))
-    if n_bins != samples or not (bin_dir / f"{samples - 1}.bin").is_file():
-        raise StageError(f"{bin_dir}: {n_bins} .bin files, expected 0.bin..{samples - 1}.bin")
+        raise stale_record(manifest_path, f"{bin_dir} not found", "the data stage", SCHEMA)
+    names = {name for name in os.listdir(bin_dir) if name.endswith(".bin")}
+    expected = {f"{i}.bin" for i in range(samples)}
+    if names != expected:
+        extra, missing = sorted(names - expected), sorted(expected - names)
+        shown = "; ".join(part for part in (
+            f"extra {', '.join(extra[:3])}{' ...' if len(extra) > 3 else ''}" if extra else "",
+            f"missing {', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''}" if missing else "") if part)
+        raise stale_record(manifest_path, f"{bin_dir}: {len(names)} .bin files, expected 0.bin..{samples - 1}.bin "
+                                          f"({shown})", "the data stage", SCHEMA)
     return manifest, sentences
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
@@ -166,14 +165,21 @@ def _artifacts_checks(args, checks: List[Check]) -> None:
 
 
 def _hard_links_work(folder: Path) -> bool:
+    from stages.common.atomic import remove_orphans, temporary
+
+    probe = folder / "hard-link-probe"
+    remove_orphans(probe)
+    source, link = temporary(probe, "a"), temporary(probe, "b")
     try:
-        with tempfile.TemporaryDirectory(dir=str(folder), prefix=".doctor-") as tmp:
-            source = Path(tmp) / "a"
-            source.write_bytes(b"")
-            os.link(str(source), str(Path(tmp) / "b"))
+        source.write_bytes(b"")
+        os.link(str(source), str(link))
         return True
     except OSError:
         return False
+    finally:
+        for path in (source, link):
+            if path.exists():
+                path.unlink()
 
 
 def _ray_checks(checks: List[Check]) -> None:

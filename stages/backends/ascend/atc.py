@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
-from stages.common.atomic import write_json
+from stages.common.atomic import remove_orphans, temporary, write_json
 from stages.elmo.charids import MAX_CHARS
 from stages.common.errors import StageError
 from stages.common.hashing import sha256_file
@@ -259,7 +259,8 @@ def compile_om(onnx_path, om_path, *, batch_sizes: Sequence[int], word_len: int,
     accepted, modes_source = precision_modes(tool)
     check_precision_mode(precision_mode, accepted, modes_source)
     om_path.parent.mkdir(parents=True, exist_ok=True)
-    work = om_path.parent / f".{om_path.name}.atc-{os.getpid()}"
+    remove_orphans(om_path)
+    work = temporary(om_path, "atc")
     shutil.rmtree(str(work), ignore_errors=True)
     work.mkdir()
     try:

@@ -18,6 +18,8 @@ import re
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
+from stages.common.machine import cpu_model  # noqa: F401  (doctor's host line)
+
 DEFAULT_TOOLKIT = "/usr/local/Ascend/ascend-toolkit/latest"
 DEFAULT_DRIVER = "/usr/local/Ascend/driver"
 DEFAULT_INSTALL_INFO = "/etc/ascend_install.info"
@@ -115,13 +117,3 @@ def current_umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown"

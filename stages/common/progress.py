@@ -1,0 +1,31 @@
+"""A status line for steps that take more than a few seconds and have no loop to put a bar on
+(export, onnxsim, quantize, compile, accuracy's references): what is being done, a
+"still ..." line every ``every`` seconds, and the elapsed time at the end, on stderr."""
+from __future__ import annotations
+
+import contextlib
+import sys
+import threading
+import time
+
+EVERY_S = 15.0
+
+
+@contextlib.contextmanager
+def step(label: str, every: float = EVERY_S):
+    started = time.perf_counter()
+    print(f"{label} ...", file=sys.stderr, flush=True)
+    done = threading.Event()
+
+    def tick():
+        while not done.wait(every):
+            print(f"  still {label} ({time.perf_counter() - started:.0f} s)", file=sys.stderr, flush=True)
+
+    ticker = threading.Thread(target=tick, daemon=True)
+    ticker.start()
+    try:
+        yield
+    finally:
+        done.set()
+        ticker.join()
+    print(f"{label}: done in {time.perf_counter() - started:.1f} s", file=sys.stderr, flush=True)
