@@ -54,6 +54,13 @@ SOC_VERSION ?=
 PRECISION_MODE ?=
 ## DEVICES     ascend: NPU ids, comma-separated; inputs are split across them
 DEVICES ?= 0
+## INPUT, OUTPUT  make embed: a text file (one whitespace-tokenized sentence per line, UTF-8) and the .hdf5 to write
+INPUT ?=
+OUTPUT ?=
+## LAYERS      make embed: all (3 layers) | top | average
+LAYERS ?= all
+## LONG        make embed: sentences longer than the largest bucket: torch (PyTorch module, exact) | fail
+LONG ?= torch
 ## PYTHON      interpreter that creates .venv
 PYTHON ?= python3
 
@@ -146,7 +153,7 @@ PERF_JSON := $(REPORTS)/perf.json
 # ---- the user's settings, checked before any stage runs ----------------------
 # A value a stage would refuse after minutes of export and compile is refused
 # here, in one line naming the variable as the user typed it.
-PATH_VARS := ARTIFACTS DATASET_DIR ELMO_OPTIONS ELMO_WEIGHTS SYNTHETIC_LIKE
+PATH_VARS := ARTIFACTS DATASET_DIR ELMO_OPTIONS ELMO_WEIGHTS SYNTHETIC_LIKE INPUT OUTPUT
 $(foreach v,$(PATH_VARS),$(if $(word 2,$($(v))),$(error $(v)="$($(v))" holds whitespace, which make cannot handle in a path: choose a path without spaces)))
 # Goals that read no setting but these paths are not checked further.
 CHECKED := $(if $(filter-out help clean clean-venv venv test lint lint-docker fixtures print-%,$(or $(MAKECMDGOALS),help)),yes)
@@ -155,7 +162,13 @@ UINT := ^[0-9]+$$
 POSITIVE := ^[1-9][0-9]*$$
 NUMBER := ^([0-9]+\.?[0-9]*|\.[0-9]+)$$
 ifeq ($(CHECKED),yes)
-$(if $(call matches,$(WORD_LEN),$(POSITIVE)),,$(error WORD_LEN="$(WORD_LEN)": give a whole number of tokens >= 1, e.g. WORD_LEN=8))
+$(foreach w,$(WORD_LEN),$(if $(call matches,$(w),$(POSITIVE)),,$(error WORD_LEN="$(WORD_LEN)": give a whole number of tokens >= 1, e.g. WORD_LEN=8)))
+$(if $(WORD_LEN),,$(error WORD_LEN is empty: give a whole number of tokens, e.g. WORD_LEN=8))
+$(if $(and $(word 2,$(WORD_LEN)),$(filter-out embed,$(MAKECMDGOALS))),$(error WORD_LEN="$(WORD_LEN)": a list of buckets is for make embed; om, accuracy and perf take one WORD_LEN))
+$(if $(filter embed,$(MAKECMDGOALS)),$(if $(INPUT),$(if $(shell [ -f '$(INPUT)' ] && echo y),,$(error INPUT="$(INPUT)": no such file)),$(error make embed needs INPUT=<text file> and OUTPUT=<file.hdf5>)))
+$(if $(filter embed,$(MAKECMDGOALS)),$(if $(filter %.hdf5 %.h5,$(OUTPUT)),,$(error OUTPUT="$(OUTPUT)": give the .hdf5 file to write, e.g. OUTPUT=vectors.hdf5)))
+$(if $(filter embed,$(MAKECMDGOALS)),$(if $(filter all top average,$(LAYERS)),,$(error LAYERS="$(LAYERS)": use all, top or average)))
+$(if $(filter embed,$(MAKECMDGOALS)),$(if $(filter torch fail,$(LONG)),,$(error LONG="$(LONG)": use torch or fail)))
 $(if $(BATCHES),,$(error BATCH is empty: give one or more batch sizes, e.g. BATCH="1 4 8"))
 $(foreach b,$(BATCHES),$(if $(call matches,$(b),$(POSITIVE)),,$(error BATCH="$(BATCH)": "$(b)" is not a batch size; give whole numbers >= 1, e.g. BATCH="1 4 8")))
 $(if $(filter fp32 int8,$(PRECISION)),,$(error PRECISION="$(PRECISION)": use fp32 or int8))
@@ -175,7 +188,7 @@ endif
 # The artifacts folder carries a marker, so `make clean` removes only a folder
 # this project made (or one holding nothing but its subfolders, from before the marker).
 ARTIFACTS_MARK := $(ARTIFACTS)/.elmo-artifacts
-OWN_ENTRIES := ^(\.elmo-artifacts|\.settings|inputs|weights|data|model|om|outputs|reports)$$
+OWN_ENTRIES := ^(\.elmo-artifacts|\.settings|inputs|weights|data|model|om|outputs|reports|embed-models)$$
 owned_or_new = $(shell d='$(ARTIFACTS)'; if [ ! -e "$$d" ] || [ -f "$$d/.elmo-artifacts" ]; then echo yes; \
   elif [ -d "$$d" ] && [ -z "$$(ls -A "$$d" | grep -vE '$(OWN_ENTRIES)')" ]; then echo yes; fi)
 ifeq ($(CHECKED),yes)
@@ -195,7 +208,7 @@ CORPUS_FILES := $(if $(DATASET_DIR),$(wildcard $(DATASET_DIR)/news.en.heldout-*)
 CORPUS_STAMP := $(INPUT_STAMPS)/corpus-$(DATA_TAG).json
 ifeq ($(CHECKED),yes)
 $(if $(WEIGHTS_STAMP),$(if $(shell $(STAMP) '$(WEIGHTS_STAMP)' $(foreach f,$(ELMO_OPTIONS) $(ELMO_WEIGHTS) $(SYNTHETIC_LIKE),'$(abspath $(f))') && echo ok),,$(error could not stamp ELMO_OPTIONS/ELMO_WEIGHTS/SYNTHETIC_LIKE (see above))))
-$(if $(shell $(STAMP) '$(CORPUS_STAMP)' $(foreach f,$(CORPUS_FILES),'$(f)') && echo ok),,$(error could not stamp the corpus files (see above)))
+$(if $(filter-out embed doctor,$(MAKECMDGOALS)),$(if $(shell $(STAMP) '$(CORPUS_STAMP)' $(foreach f,$(CORPUS_FILES),'$(f)') && echo ok),,$(error could not stamp the corpus files (see above))))
 endif
 
 # Reports have fixed names, so they also depend on a stamp of the settings that
@@ -234,12 +247,12 @@ CODE_PERF := $(call code,reports/perf backends/runners reports/plots) $(call ASC
 in = $(A)/$(patsubst $(ARTIFACTS)/%,%,$(1))
 in_docker = /artifacts/$(patsubst $(ARTIFACTS)/%,%,$(1))
 
-HELP_VARS := TARGET RUNNER WORD_LEN BATCH FILE_NUM WEIGHTS ELMO_OPTIONS ELMO_WEIGHTS SYNTHETIC_LIKE DATASET \
+HELP_VARS := TARGET RUNNER WORD_LEN BATCH INPUT OUTPUT LAYERS LONG FILE_NUM WEIGHTS ELMO_OPTIONS ELMO_WEIGHTS SYNTHETIC_LIKE DATASET \
   DATASET_DIR PRECISION CPU_VARIANTS ARTIFACTS THREADS PERF_SECONDS PERF_TORCH SENTENCE_COS_MIN TOKEN_COS_MIN SOC_VERSION \
   PRECISION_MODE DEVICES PYTHON
 
 # ---- the three verbs ---------------------------------------------------------
-.PHONY: help om accuracy perf all weights data export simplify seed-onnx infer dataset clean clean-venv test lint venv doctor doctor-gate fixtures
+.PHONY: help om accuracy perf all weights data export simplify seed-onnx infer dataset clean clean-venv test lint venv doctor doctor-gate fixtures embed
 
 help: ## list targets and variables
 	@echo "ELMo deployment pipeline: make om | make accuracy | make perf"
@@ -335,6 +348,13 @@ $(OUTPUTS_SUMMARY): $(OM) $(DATA_MANIFEST) $(CODE_INFER) | $(IMAGE_DEP_runtime)
 	$(RUN_RUNTIME) infer --target ascend --model $(call in,$(OM)) --input $(call in,$(DATA_DIR))/bin \
 	  --output $(call in,$(OUTPUTS)) --devices $(DEVICES)
 endif
+
+# Buckets cover the input unless WORD_LEN is given on the command line.
+EMBED_BUCKETS := $(if $(filter command line,$(origin WORD_LEN)),$(WORD_LEN),auto)
+embed: $(SOURCE_JSON) | $(HOST_VENV) ## ELMo vectors for INPUT into OUTPUT (allennlp's elmo format), in length buckets, resumable
+	$(STAGES) embed '$(abspath $(INPUT))' '$(abspath $(OUTPUT))' --source $(SOURCE_JSON) --layers $(LAYERS) \
+	  --models-dir $(ARTIFACTS)/embed-models --buckets '$(EMBED_BUCKETS)' --precision $(PRECISION) \
+	  --batch-size $(LARGEST_BATCH) --long $(LONG) --threads $(THREADS)
 
 infer: $(DOCTOR_GATE) $(OUTPUTS_SUMMARY) ## run the offline model over the corpus (ais_bench layout)
 

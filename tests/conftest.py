@@ -65,6 +65,9 @@ def make(*args, check=True, env=None, umask=None):
     """``make -C REPO args``; ``umask`` runs it under that umask (e.g. 0o002, Ubuntu's default for users
     with a private group), as every file the pipeline writes would be on such a host."""
     set_umask = None if umask is None else (lambda: os.umask(umask))
+    # As a user types it, whether or not the tests themselves run under `make test`.
+    env = {k: v for k, v in (os.environ if env is None else env).items()
+           if k not in ("MAKELEVEL", "MAKEFLAGS", "MFLAGS", "MAKEOVERRIDES")}
     done = subprocess.run(["make", "--no-print-directory", "-C", str(REPO), *args], capture_output=True,
                           text=True, env=env, preexec_fn=set_umask)
     if check and done.returncode != 0:

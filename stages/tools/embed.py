@@ -1,39 +1,90 @@
 """``python -m stages embed``: allennlp's ``elmo`` command, on the project's model.
 
 One whitespace-tokenized sentence per input line; dataset ``str(i)`` holds
-line i's vectors: ``(layers, n_i, D)`` with ``--all``, ``(n_i, D)`` with
-``--top`` (the last LSTM layer) or ``--average`` (the mean of the layers).
-``--mix`` gives the pipeline's output (allennlp ``Elmo``'s untrained scalar
-mix). An empty line yields an empty ``(…, 0, D)`` dataset so indices stay
-aligned with lines. ``sentence_to_index`` maps each sentence to its line, as
-allennlp writes it.
+line i's vectors: ``(layers, n_i, D)`` with ``all``, ``(n_i, D)`` with ``top``
+(the last LSTM layer) or ``average`` (the mean of the layers); ``mix`` (PyTorch
+only) gives the pipeline's output. An empty line yields an empty ``(…, 0, D)``
+dataset so indices stay aligned with lines. ``sentence_to_index`` maps each
+sentence to its line, as allennlp writes it.
+
+Two engines:
+
+- ``--models-dir``: the corpus streams through offline models, one per length
+  bucket (``embed_models``). Lines are read in windows, sorted by length within
+  a window so batches waste little padding, run at the largest batch that fits,
+  and each window is written as a shard; a killed run resumes from the shards
+  already written and the final file is assembled under a temporary name.
+  Sentences longer than the largest bucket go to the PyTorch module (exact,
+  slow) or are refused (``--long fail``). A manifest ``OUTPUT.json`` records
+  the counts, padding efficiency and rates.
+- otherwise the PyTorch module in batches (``--stateful``: bilm-tf's streaming).
 """
 from __future__ import annotations
 
 import json
+import shutil
+import time
 from pathlib import Path
+from typing import Dict, Iterator, List, Tuple
 
 import numpy as np
 
-from stages.common.atomic import atomic_path
-from stages.elmo.charids import batch_ids
+from stages.common.atomic import atomic_path, remove_orphans, write_json
 from stages.common.errors import StageError
+from stages.common.hashing import sha256_file
+from stages.elmo.charids import batch_ids
 
 MODES = ("all", "top", "average", "mix")
+WINDOW = 2048
+MANIFEST_SCHEMA = "elmo-embed-manifest/1"
+SHARD_SCHEMA = "elmo-embed-progress/1"
+
+
+def scan(path) -> Tuple[int, int, List[int]]:
+    """(lines, most tokens on a line, 1-based numbers of lines that are not UTF-8), reading once."""
+    path = Path(path)
+    if not path.is_file():
+        raise StageError(f"INPUT={path}: no such file")
+    lines = longest = 0
+    bad = []
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, 1):
+            lines = number
+            try:
+                longest = max(longest, len(raw.decode("utf-8").split()))
+            except UnicodeDecodeError:
+                bad.append(number)
+    return lines, longest, bad
 
 
 def read_sentences(path) -> list:
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise StageError(f"{path}: input file not found")
-    except UnicodeDecodeError as exc:
-        raise StageError(f"{path}: not UTF-8 (byte {exc.start}); convert it with iconv first")
-    return [line.split() for line in text.splitlines()]
+    _, _, bad = scan(path)
+    if bad:
+        raise _bad_lines(path, bad)
+    return [line.split() for line in path.read_text(encoding="utf-8").splitlines()]
 
 
-def select(layers: np.ndarray, mode: str, model) -> np.ndarray:
+def _bad_lines(path, bad: List[int]) -> StageError:
+    shown = ", ".join(map(str, bad[:10])) + (f" and {len(bad) - 10} more" if len(bad) > 10 else "")
+    return StageError(f"INPUT={path}: {len(bad)} line(s) are not UTF-8 (line {shown}); convert the file "
+                      f"(e.g. iconv -f latin1 -t utf-8) or remove them")
+
+
+def _windows(path: Path, size: int) -> Iterator[Tuple[int, List[List[str]]]]:
+    """(first line index, token lists) per window of ``size`` lines."""
+    window, start = [], 0
+    with path.open("rb") as handle:
+        for index, raw in enumerate(handle):
+            window.append(raw.decode("utf-8").split())
+            if len(window) == size:
+                yield start, window
+                window, start = [], index + 1
+    if window:
+        yield start, window
+
+
+def select(layers: np.ndarray, mode: str, mix=None) -> np.ndarray:
     """``layers`` is ``(L, n, D)`` for one sentence."""
     if mode == "all":
         return layers
@@ -41,12 +92,206 @@ def select(layers: np.ndarray, mode: str, model) -> np.ndarray:
         return layers[-1]
     if mode == "average":
         return layers.mean(axis=0)
-    weights = model.mix_weights.numpy()[:, None, None]
-    return (layers * weights).sum(axis=0) * float(model.mix_gamma)
+    weights, gamma = mix
+    return (layers * weights[:, None, None]).sum(axis=0) * gamma
+
+
+class Streamer:
+    """Runs windows of sentences through the bucket models; PyTorch for sentences longer than all buckets."""
+
+    def __init__(self, runners: Dict[int, object], batch: int, options, weights, long: str, threads):
+        self.runners = dict(sorted(runners.items()))
+        self.buckets = list(self.runners)
+        self.batch = batch
+        self.options, self.weights, self.long, self.threads = options, weights, long, threads
+        self._torch = None
+        self.counts = {str(b): 0 for b in self.buckets}
+        self.counts.update(long=0, empty=0)
+        self.real_tokens = self.computed_tokens = 0
+        self.infer_seconds = 0.0
+
+    def _torch_layers(self, tokens: List[str]) -> np.ndarray:
+        import torch
+
+        if self._torch is None:
+            from stages.elmo.model import load_elmo
+
+            if self.threads:
+                torch.set_num_threads(self.threads)
+            self._torch = load_elmo(self.options, self.weights)
+        with torch.no_grad():
+            layers, _, _ = self._torch.layers(torch.from_numpy(batch_ids([tokens])))
+        return torch.stack(layers, dim=1).numpy()[0]
+
+    def window(self, start: int, sentences: List[List[str]]) -> Dict[int, np.ndarray]:
+        """``{line index: (L, n, D)}`` for every line of the window."""
+        out = {}
+        groups: Dict[int, List[int]] = {b: [] for b in self.buckets}
+        # Shortest first within the window: neighbours in a batch have similar lengths.
+        for offset in sorted(range(len(sentences)), key=lambda k: (len(sentences[k]), k)):
+            n = len(sentences[offset])
+            if n == 0:
+                self.counts["empty"] += 1
+                continue
+            bucket = next((b for b in self.buckets if b >= n), None)
+            if bucket is None:
+                if self.long == "fail":
+                    raise StageError(f"line {start + offset + 1}: {n} tokens, more than the largest bucket "
+                                     f"({self.buckets[-1]}); add a larger bucket to WORD_LEN or use LONG=torch")
+                self.counts["long"] += 1
+                started = time.perf_counter()
+                out[start + offset] = self._torch_layers(sentences[offset])
+                self.infer_seconds += time.perf_counter() - started
+                self.real_tokens += n
+                self.computed_tokens += n
+                continue
+            groups[bucket].append(offset)
+        for bucket, offsets in groups.items():
+            self.counts[str(bucket)] += len(offsets)
+            for first in range(0, len(offsets), self.batch):
+                chunk = offsets[first:first + self.batch]
+                ids = batch_ids([sentences[k] for k in chunk], word_len=bucket)
+                started = time.perf_counter()
+                layers = self.runners[bucket].infer({"input": ids})["output"]  # [B, L, W, D]
+                self.infer_seconds += time.perf_counter() - started
+                for row, k in enumerate(chunk):
+                    n = len(sentences[k])
+                    out[start + k] = layers[row, :, :n]
+                    self.real_tokens += n
+                self.computed_tokens += len(chunk) * bucket
+        return out
+
+
+def _write_shard(path: Path, vectors: Dict[int, np.ndarray], sentences, start: int, mode: str, mix, dim, layers):
+    import h5py
+
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as out:
+        for offset in range(len(sentences)):
+            index = start + offset
+            if index in vectors:
+                data = select(vectors[index], mode, mix)
+            else:
+                data = np.zeros((layers, 0, dim) if mode == "all" else (0, dim), dtype=np.float32)
+            out.create_dataset(str(index), data=np.asarray(data, dtype=np.float32))
+
+
+def embed_offline(input_path, output_path, *, options, weights, models: Dict[int, Path], mode: str = "all",
+                  batch: int = 32, long: str = "torch", threads=None, labels=None, progress=True,
+                  window: int = WINDOW) -> dict:
+    """Stream ``input_path`` through the bucket ``models``; write ``output_path`` and its manifest."""
+    import h5py
+    from tqdm import tqdm
+
+    from stages.backends.runners import OrtRunner
+
+    if mode not in ("all", "top", "average"):
+        raise StageError(f"LAYERS={mode}: use all, top or average")
+    if long not in ("torch", "fail"):
+        raise StageError(f"LONG={long}: use torch (embed with the PyTorch module) or fail")
+    input_path, output_path = Path(input_path), Path(output_path)
+    started = time.perf_counter()
+    lines, longest, bad = scan(input_path)
+    if bad:
+        raise _bad_lines(input_path, bad)
+    input_sha = sha256_file(input_path)
+    from stages.tools.embed_models import describe_models
+
+    described = describe_models(models)
+    settings = {"schema": SHARD_SCHEMA, "input_sha256": input_sha, "mode": mode, "batch": batch, "long": long,
+                "window": window, "models": {k: v["sha256"] for k, v in described.items()},
+                "weights_sha256": sha256_file(weights)}
+    parts = output_path.with_name(f".{output_path.name}.parts")
+    recorded = parts / "settings.json"
+    try:
+        same = json.loads(recorded.read_text(encoding="utf-8")) == settings
+    except (OSError, ValueError):
+        same = False
+    if not same:
+        shutil.rmtree(str(parts), ignore_errors=True)
+        parts.mkdir(parents=True)
+        write_json(recorded, settings)
+
+    runners = {b: OrtRunner.load(path, threads=threads, optimize=False, name=f"bucket {b}") for b, path in models.items()}
+    streamer = Streamer(runners, batch, options, weights, long, threads)
+    n_layers = dim = None
+    resumed = 0
+    bar = tqdm(total=lines, unit="sent", desc="embed", disable=None if progress else True)
+    for start, sentences in _windows(input_path, window):
+        shard = parts / f"shard-{start // window:06d}.h5"
+        if shard.is_file():
+            resumed += len(sentences)
+            bar.update(len(sentences))
+            continue
+        vectors = streamer.window(start, sentences)
+        if vectors and n_layers is None:
+            sample = next(iter(vectors.values()))
+            n_layers, dim = sample.shape[0], sample.shape[-1]
+        if n_layers is None:
+            n_layers, dim = _shape_of(runners)
+        _write_shard(shard, vectors, sentences, start, mode, None, dim, n_layers)
+        bar.update(len(sentences))
+        seconds = time.perf_counter() - started
+        bar.set_postfix(tokens_per_s=f"{streamer.real_tokens / max(seconds, 1e-9):.0f}")
+    bar.close()
+
+    remove_orphans(output_path)
+    index = {}
+    with atomic_path(output_path) as tmp, h5py.File(tmp, "w") as out:
+        for start, sentences in _windows(input_path, window):
+            with h5py.File(parts / f"shard-{start // window:06d}.h5", "r") as shard:
+                for offset, tokens in enumerate(sentences):
+                    name = str(start + offset)
+                    out.create_dataset(name, data=shard[name][...])
+                    index.setdefault(" ".join(tokens), start + offset)
+        out.create_dataset("sentence_to_index", data=np.array([json.dumps(index)], dtype=h5py.string_dtype()))
+        out.attrs["weights_sha256"] = settings["weights_sha256"]
+        out.attrs["models"] = json.dumps(described)
+        out.attrs["target"] = "cpu"
+        out.attrs["layers"] = mode
+        for key, value in (labels or {}).items():
+            out.attrs[key] = value
+    total = time.perf_counter() - started
+    shutil.rmtree(str(parts), ignore_errors=True)
+    computed = max(streamer.computed_tokens, 1)
+    manifest = {
+        "schema": MANIFEST_SCHEMA,
+        "input": str(input_path),
+        "input_sha256": input_sha,
+        "output": str(output_path),
+        "output_sha256": sha256_file(output_path),
+        "layers": mode,
+        "target": "cpu",
+        "models": described,
+        "buckets": [int(b) for b in models],
+        "batch": batch,
+        "lines": lines,
+        "counts": streamer.counts,
+        "resumed_sentences": resumed,
+        "padding_efficiency": streamer.real_tokens / computed,
+        "seconds": {"end_to_end": total, "inference": streamer.infer_seconds},
+        # Rates over this run's work (a resumed run counts only what it computed).
+        "sentences_per_s": {"end_to_end": (lines - resumed) / total if total else None,
+                            "inference": (lines - resumed - streamer.counts["empty"]) / streamer.infer_seconds
+                            if streamer.infer_seconds else None},
+        "tokens_per_s": {"end_to_end": streamer.real_tokens / total if total else None,
+                         "inference": streamer.real_tokens / streamer.infer_seconds if streamer.infer_seconds else None},
+        "labels": labels or {},
+    }
+    write_json(str(output_path) + ".json", manifest)
+    return manifest
+
+
+def _shape_of(runners) -> Tuple[int, int]:
+    """(layers, D) from a one-sentence run: for a window of empty lines only."""
+    bucket, runner = next(iter(runners.items()))
+    ids = batch_ids([["a"]], word_len=bucket)
+    out = runner.infer({"input": ids})["output"]
+    return out.shape[1], out.shape[-1]
 
 
 def embed_file(input_path, output_path, *, options, weights, mode="all", batch_size=64, stateful=False,
                progress=True) -> int:
+    """The PyTorch engine: the whole file in batches of ``batch_size``."""
     import h5py
     import torch
     from tqdm import tqdm
@@ -59,6 +304,7 @@ def embed_file(input_path, output_path, *, options, weights, mode="all", batch_s
         raise StageError("--batch-size must be at least 1")
     sentences = read_sentences(input_path)
     model = load_elmo(options, weights)
+    mix = (model.mix_weights.detach().numpy(), float(model.mix_gamma))
     stream = StatefulElmo(model) if stateful else None
     with atomic_path(output_path) as tmp, h5py.File(tmp, "w") as out:
         bar = tqdm(total=len(sentences), unit="sent", disable=None if progress else True, desc="embed")
@@ -72,7 +318,7 @@ def embed_file(input_path, output_path, *, options, weights, mode="all", batch_s
                     layers, _, _ = model.layers(ids)
             stacked = torch.stack(layers, dim=1).numpy()  # [B, L, W, D]
             for row, tokens in enumerate(chunk):
-                vectors = select(stacked[row, :, : len(tokens)], mode, model)
+                vectors = select(stacked[row, :, : len(tokens)], mode, mix)
                 out.create_dataset(str(start + row), data=vectors.astype(np.float32))
             bar.update(len(chunk))
         bar.close()
@@ -90,19 +336,60 @@ COMMAND_HELP = dict(help="ELMo vectors for a text file into HDF5 (like allennlp 
 def add_arguments(parser) -> None:
     parser.add_argument("input_file")
     parser.add_argument("output_file")
-    parser.add_argument("--options", required=True)
-    parser.add_argument("--weights", required=True)
+    parser.add_argument("--options", default="")
+    parser.add_argument("--weights", default="")
+    parser.add_argument("--source", default="", help="weights source.json (make weights) instead of --options/--weights")
     group = parser.add_mutually_exclusive_group()
     for mode in MODES:
         group.add_argument(f"--{mode}", dest="mode", action="store_const", const=mode)
+    group.add_argument("--layers", dest="mode", choices=MODES)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--stateful", action="store_true",
                         help="carry each row's LSTM state into the next batch (bilm-tf streaming)")
+    parser.add_argument("--models-dir", default="",
+                        help="stream through offline bucket models cached here (built on first use)")
+    parser.add_argument("--buckets", default="auto", help="bucket WORD_LENs, e.g. '16 32 64' (auto: cover the input)")
+    parser.add_argument("--precision", default="fp32", choices=("fp32", "int8"))
+    parser.add_argument("--long", default="torch", choices=("torch", "fail"))
+    parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--window", type=int, default=WINDOW,
+                        help="lines sorted together and written as one resumable shard")
     parser.set_defaults(mode="all")
 
 
 def run(args) -> int:
-    count = embed_file(args.input_file, args.output_file, options=args.options, weights=args.weights,
-                       mode=args.mode, batch_size=args.batch_size, stateful=args.stateful)
-    print(f"embedded {count} sentences into {args.output_file} ({args.mode})")
+    labels = {}
+    if args.source:
+        from stages.sources.weights import load_source
+
+        source = load_source(args.source)
+        options, weights = source["options"], source["weights"]
+        labels = {"weights_label": source["label"], "weights_synthetic": str(bool(source["synthetic"]))}
+    elif args.options and args.weights:
+        options, weights = args.options, args.weights
+    else:
+        raise StageError("give --source (make weights) or both --options and --weights")
+    if not args.models_dir:
+        count = embed_file(args.input_file, args.output_file, options=options, weights=weights,
+                           mode=args.mode, batch_size=args.batch_size, stateful=args.stateful)
+        print(f"embedded {count} sentences into {args.output_file} ({args.mode})")
+        return 0
+    if args.stateful:
+        raise StageError("--stateful needs the PyTorch engine (leave out --models-dir)")
+    from stages.tools.embed_models import bucket_models, parse_buckets
+
+    _, longest, bad = scan(args.input_file)
+    if bad:
+        raise _bad_lines(args.input_file, bad)
+    buckets = parse_buckets(args.buckets, longest)
+    models = bucket_models(options, weights, buckets, args.models_dir, args.precision)
+    labels["precision"] = args.precision
+    manifest = embed_offline(args.input_file, args.output_file, options=options, weights=weights, models=models,
+                             mode=args.mode, batch=args.batch_size, long=args.long, threads=args.threads or None,
+                             labels=labels, window=args.window)
+    rates = manifest["tokens_per_s"]
+    print(f"embedded {manifest['lines']} lines into {args.output_file} ({args.mode}, buckets "
+          f"{' '.join(map(str, manifest['buckets']))}, {args.precision}): counts {manifest['counts']}, padding "
+          f"efficiency {manifest['padding_efficiency']:.2f}, {rates['end_to_end'] or 0:.0f} tokens/s end to end, "
+          f"{rates['inference'] or 0:.0f} inference only")
     return 0
