@@ -241,3 +241,33 @@ def test_accuracy_front_page_lists_every_flavour(first_run):
     assert "[cpu-fp32](runs/cpu-fp32/accuracy.md)" in page and "[cpu-int8](runs/cpu-int8/accuracy.md)" in page
     perf = (artifacts / "reports" / "perf.md").read_text()
     assert "nan" not in perf and "floor fraction* is" in perf
+
+
+def test_kill_9_at_the_end_of_each_stage_then_rerun(tmp_path):
+    """kill -9 with each stage's temporaries on disk (export, onnxsim, the int8 quantizer, ORT's
+    compile, accuracy's references), then a plain rerun: it passes and nothing is left over."""
+    import signal
+
+    settings = tiny_settings(tmp_path, "PRECISION=int8", "CPU_VARIANTS=int8")
+    artifacts = tmp_path / "artifacts"
+    for stage in ("export:", "simplify:", "compile: int8 weights", "compile: ONNX Runtime", "accuracy: reference 1"):
+        env = dict(os.environ, ELMO_PAUSE_AFTER=stage)
+        env = {k: v for k, v in env.items() if k not in ("MAKELEVEL", "MAKEFLAGS", "MFLAGS")}
+        proc = subprocess.Popen(["make", "-C", str(REPO), "accuracy", *settings], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, text=True, env=env, start_new_session=True)
+        seen = []
+        for line in proc.stderr:
+            seen.append(line)
+            if line.startswith("paused after"):
+                break
+        assert any(ln.startswith(f"paused after {stage}") for ln in seen), "".join(seen[-20:])
+        if stage.startswith("accuracy"):
+            # The accuracy stage keeps everything in memory until its report: none is written yet.
+            assert not list(artifacts.glob("reports/runs/*/accuracy.json"))
+        else:
+            assert list(artifacts.glob("**/.*.tmp-*")), stage  # the stage's temporaries are on disk
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    done = make("accuracy", *settings)
+    assert "accuracy: PASSED" in done.stdout
+    assert not list(artifacts.glob("**/.*.tmp-*"))

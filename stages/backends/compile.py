@@ -39,8 +39,7 @@ def compile_cpu(onnx_path, out_path, *, precision="fp32", threads=None) -> dict:
             # Why int8 this way (dynamic, two forms behind an If): stages/quantize.py.
             from stages.graph.quantize import int8_model
 
-            with step("compile: int8 weights (ONNX Runtime's quantizers)"):
-                model, form = int8_model(onnx_path, workdir=temporary(out_path, "quantize"))
+            model, form = int8_model(onnx_path, workdir=temporary(out_path, "quantize"))
             source = temporary(out_path, "int8.onnx")
             onnx.save(model, str(source))
             del model  # the protobuf copy: ORT loads its own from the file

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 import threading
 import time
@@ -25,7 +26,17 @@ def step(label: str, every: float = EVERY_S):
     ticker.start()
     try:
         yield
+        _pause_if_asked(label)
     finally:
         done.set()
         ticker.join()
     print(f"{label}: done in {time.perf_counter() - started:.1f} s", file=sys.stderr, flush=True)
+
+
+def _pause_if_asked(label: str) -> None:
+    """``ELMO_PAUSE_AFTER=<label prefix>`` holds the step at its end, its temporaries still on disk,
+    so the fault tests can kill -9 a run at exactly that moment."""
+    wanted = os.environ.get("ELMO_PAUSE_AFTER")
+    if wanted and label.startswith(wanted):
+        print(f"paused after {label} (ELMO_PAUSE_AFTER)", file=sys.stderr, flush=True)
+        time.sleep(3600)

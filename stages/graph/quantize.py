@@ -229,7 +229,10 @@ def int8_model(src, workdir=None):
     """
     import onnx
 
-    with _scratch_in(workdir):
+    from stages.common.progress import step
+
+    # The step inside the scratch folder: a run killed at its end leaves that folder to clean up.
+    with _scratch_in(workdir), step("compile: int8 weights (ONNX Runtime's quantizers)"):
         dynamic = dynamic_int8(src)
         missing = blockwise_int8_supported()
         if missing:

@@ -20,12 +20,11 @@ def simplify(src, dest) -> dict:
         raise StageError(f"{src}: cannot load ONNX model ({exc}); rerun the export")
     before = describe(model)
     started = time.perf_counter()
-    with step(f"simplify: onnxsim on {Path(src).name} ({before['nodes']} nodes)"):
+    with atomic_path(dest) as tmp, step(f"simplify: onnxsim on {Path(src).name} ({before['nodes']} nodes)"):
         simplified, ok = onnxsim.simplify(model)
-    if not ok:
-        raise StageError(f"{src}: onnxsim could not validate the simplified graph; keep using the exported one")
-    seconds = round(time.perf_counter() - started, 2)
-    with atomic_path(dest) as tmp:
+        if not ok:
+            raise StageError(f"{src}: onnxsim could not validate the simplified graph; keep using the exported one")
+        seconds = round(time.perf_counter() - started, 2)
         onnx.save(simplified, str(tmp))
         onnx.checker.check_model(str(tmp))
     after = describe(simplified)
