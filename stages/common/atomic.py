@@ -24,7 +24,7 @@ def atomic_path(dest):
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = temporary(dest)
     _remove(tmp)
-    _remove_orphans(dest)
+    remove_orphans(dest)
     try:
         yield tmp
         if dest.is_dir() and tmp.is_dir():
@@ -63,8 +63,6 @@ def remove_orphans(dest) -> None:
         if found and not _alive(int(found.group(1))):
             _remove(stale)
 
-
-_remove_orphans = remove_orphans
 
 
 def _alive(pid: int) -> bool:

@@ -9,21 +9,15 @@ it before the project's virtual environment exists.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import sys
 from pathlib import Path
 
+from stages.common.atomic import write_json
+from stages.common.hashing import sha256_file
+
 SCHEMA = "elmo-input-stamp/1"
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def refresh(stamp, files) -> bool:
@@ -40,7 +34,7 @@ def refresh(stamp, files) -> bool:
         seen = old.get(str(path), {})
         same = seen.get("size") == st.st_size and seen.get("mtime_ns") == st.st_mtime_ns and seen.get("sha256")
         new[str(path)] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns,
-                          "sha256": seen["sha256"] if same else _sha256(path)}
+                          "sha256": seen["sha256"] if same else sha256_file(path)}
     hashes = lambda table: {k: v["sha256"] for k, v in table.items()}  # noqa: E731
     if stamp.is_file() and hashes(old) == hashes(new):
         if old != new:
@@ -54,10 +48,7 @@ def refresh(stamp, files) -> bool:
 
 
 def _write(stamp: Path, files: dict) -> None:
-    stamp.parent.mkdir(parents=True, exist_ok=True)
-    tmp = stamp.with_name(f".{stamp.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps({"schema": SCHEMA, "files": files}, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, stamp)
+    write_json(stamp, {"schema": SCHEMA, "files": files})
 
 
 def main(argv) -> int:

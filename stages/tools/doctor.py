@@ -18,7 +18,7 @@ import sys
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Optional
+from typing import List
 
 from stages.common.errors import StageError
 
@@ -34,7 +34,7 @@ class Check:
     needed_for: tuple = ("om", "run")
 
 
-def _npu_checks(args, checks: List[Check]) -> Optional[list]:
+def _npu_checks(args, checks: List[Check]) -> None:
     from stages.backends.ascend import host_info
     from stages.backends.ascend.npu_smi import check_devices, detect_chips, device_ids, soc_version
 
@@ -44,7 +44,7 @@ def _npu_checks(args, checks: List[Check]) -> Optional[list]:
         # A build host may compile for a named chip without having one.
         om_needs = ("run",) if args.soc_version else ("om", "run")
         checks.append(Check("driver, npu-smi", FAIL, str(exc), "", om_needs))
-        return None
+        return
     names = ", ".join(f"{c.name} (device {d}, {c.health})" for c, d in zip(chips, device_ids(chips)))
     checks.append(Check("driver, npu-smi", OK, f"{len(chips)} chip(s): {names}"))
     try:
@@ -60,7 +60,6 @@ def _npu_checks(args, checks: List[Check]) -> Optional[list]:
     version, path = host_info.driver_version()
     checks.append(Check("driver version", OK if version else WARN,
                         f"{version} ({path})" if version else f"unknown: no {path}"))
-    return chips
 
 
 def _device_node_checks(args, checks: List[Check]) -> None:
@@ -199,9 +198,9 @@ def _ray_checks(checks: List[Check]) -> None:
 
 
 def run_checks(args) -> List[Check]:
-    from stages.backends.ascend import host_info
+    from stages.common.machine import cpu_model
 
-    checks: List[Check] = [Check("host", INFO, f"CPU {host_info.cpu_model()}; TARGET={args.target}")]
+    checks: List[Check] = [Check("host", INFO, f"CPU {cpu_model()}; TARGET={args.target}")]
     if args.target == "cpu":
         from shutil import which
 

@@ -162,14 +162,14 @@ class Streamer:
         return out
 
 
-def _write_shard(path: Path, vectors: Dict[int, np.ndarray], sentences, start: int, mode: str, mix, dim, layers):
+def _write_shard(path: Path, vectors: Dict[int, np.ndarray], sentences, start: int, mode: str, dim, layers):
     import h5py
 
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as out:
         for offset in range(len(sentences)):
             index = start + offset
             if index in vectors:
-                data = select(vectors[index], mode, mix)
+                data = select(vectors[index], mode)
             else:
                 data = np.zeros((layers, 0, dim) if mode == "all" else (0, dim), dtype=np.float32)
             out.create_dataset(str(index), data=np.asarray(data, dtype=np.float32))
@@ -177,8 +177,10 @@ def _write_shard(path: Path, vectors: Dict[int, np.ndarray], sentences, start: i
 
 def embed_offline(input_path, output_path, *, options, weights, models: Dict[int, Path], mode: str = "all",
                   batch: int = 32, long: str = "torch", threads=None, labels=None, progress=True,
-                  window: int = WINDOW) -> dict:
-    """Stream ``input_path`` through the bucket ``models``; write ``output_path`` and its manifest."""
+                  window: int = WINDOW, scanned=None, weights_sha256: str = "") -> dict:
+    """Stream ``input_path`` through the bucket ``models``; write ``output_path`` and its manifest.
+
+    ``scanned`` (``scan``'s result) and ``weights_sha256`` spare a caller who has them a second pass."""
     import h5py
     from tqdm import tqdm
 
@@ -190,7 +192,7 @@ def embed_offline(input_path, output_path, *, options, weights, models: Dict[int
         raise StageError(f"LONG={long}: use torch (embed with the PyTorch module) or fail")
     input_path, output_path = Path(input_path), Path(output_path)
     started = time.perf_counter()
-    lines, longest, bad = scan(input_path)
+    lines, _, bad = scanned or scan(input_path)
     if bad:
         raise _bad_lines(input_path, bad)
     input_sha = sha256_file(input_path)
@@ -199,7 +201,7 @@ def embed_offline(input_path, output_path, *, options, weights, models: Dict[int
     described = describe_models(models)
     settings = {"schema": SHARD_SCHEMA, "input_sha256": input_sha, "mode": mode, "batch": batch, "long": long,
                 "window": window, "models": {k: v["sha256"] for k, v in described.items()},
-                "weights_sha256": sha256_file(weights)}
+                "weights_sha256": weights_sha256 or sha256_file(weights)}
     parts = output_path.with_name(f".{output_path.name}.parts")
     recorded = parts / "settings.json"
     try:
@@ -228,7 +230,7 @@ def embed_offline(input_path, output_path, *, options, weights, models: Dict[int
             n_layers, dim = sample.shape[0], sample.shape[-1]
         if n_layers is None:
             n_layers, dim = _shape_of(runners)
-        _write_shard(shard, vectors, sentences, start, mode, None, dim, n_layers)
+        _write_shard(shard, vectors, sentences, start, mode, dim, n_layers)
         bar.update(len(sentences))
         seconds = time.perf_counter() - started
         bar.set_postfix(tokens_per_s=f"{streamer.real_tokens / max(seconds, 1e-9):.0f}")
@@ -378,15 +380,16 @@ def run(args) -> int:
         raise StageError("--stateful needs the PyTorch engine (leave out --models-dir)")
     from stages.tools.embed_models import bucket_models, parse_buckets
 
-    _, longest, bad = scan(args.input_file)
-    if bad:
-        raise _bad_lines(args.input_file, bad)
-    buckets = parse_buckets(args.buckets, longest)
-    models = bucket_models(options, weights, buckets, args.models_dir, args.precision)
+    scanned = scan(args.input_file)
+    if scanned[2]:
+        raise _bad_lines(args.input_file, scanned[2])
+    buckets = parse_buckets(args.buckets, scanned[1])
+    weights_sha256 = sha256_file(weights)
+    models = bucket_models(options, weights, buckets, args.models_dir, args.precision, weights_sha256)
     labels["precision"] = args.precision
     manifest = embed_offline(args.input_file, args.output_file, options=options, weights=weights, models=models,
                              mode=args.mode, batch=args.batch_size, long=args.long, threads=args.threads or None,
-                             labels=labels, window=args.window)
+                             labels=labels, window=args.window, scanned=scanned, weights_sha256=weights_sha256)
     rates = manifest["tokens_per_s"]
     print(f"embedded {manifest['lines']} lines into {args.output_file} ({args.mode}, buckets "
           f"{' '.join(map(str, manifest['buckets']))}, {args.precision}): counts {manifest['counts']}, padding "

@@ -40,14 +40,16 @@ def parse_buckets(text: str, longest: int) -> List[int]:
     return sizes
 
 
-def bucket_models(options, weights, buckets: List[int], models_dir, precision: str) -> Dict[int, Path]:
-    """``{word_len: offline model}``, building the ones not cached yet."""
+def bucket_models(options, weights, buckets: List[int], models_dir, precision: str,
+                  weights_sha256: str = "") -> Dict[int, Path]:
+    """``{word_len: offline model}``, building the ones not cached yet. Each model's manifest beside it
+    also records the model's own sha256, so a run does not hash the cached models again."""
     from stages.backends.compile import compile_cpu
     from stages.common.atomic import write_json
     from stages.graph.export import export_native
     from stages.graph.simplify import simplify
 
-    folder = Path(models_dir) / sha256_file(weights)[:12]
+    folder = Path(models_dir) / (weights_sha256 or sha256_file(weights))[:12]
     models = {}
     for word_len in buckets:
         model = folder / f"elmo_w{word_len}_layers_{precision}.ort.onnx"
@@ -59,7 +61,7 @@ def bucket_models(options, weights, buckets: List[int], models_dir, precision: s
                 simplify(raw, sim)
                 raw.unlink()
             info = compile_cpu(sim, model, precision=precision)
-            write_json(str(model) + ".json", info)
+            write_json(str(model) + ".json", dict(info, sha256=sha256_file(model)))
         models[word_len] = model
     return models
 
@@ -68,5 +70,6 @@ def describe_models(models: Dict[int, Path]) -> dict:
     out = {}
     for word_len, path in models.items():
         manifest = json.loads(Path(str(path) + ".json").read_text(encoding="utf-8"))
-        out[str(word_len)] = {"path": str(path), "sha256": sha256_file(path), "weights_form": manifest.get("weights_form")}
+        out[str(word_len)] = {"path": str(path), "sha256": manifest.get("sha256") or sha256_file(path),
+                              "weights_form": manifest.get("weights_form")}
     return out

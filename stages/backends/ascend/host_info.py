@@ -18,7 +18,6 @@ import re
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
-from stages.common.machine import cpu_model  # noqa: F401  (doctor's host line)
 
 DEFAULT_TOOLKIT = "/usr/local/Ascend/ascend-toolkit/latest"
 DEFAULT_DRIVER = "/usr/local/Ascend/driver"
