@@ -645,7 +645,9 @@ def test_run_perf_dynamic_batch(doubles, om_dynamic):
 
 def test_run_perf_without_warmup_count(doubles, om_static):
     _use_doubles(doubles, ais="ais_infer-2022-09")
-    result = ais_bench.run_perf(om_static, batch=1, loop=3, warmup=1, device=0)
+    # Enough iterations that the subtracted warm-up run's total is small beside the timed run's:
+    # the tiny model's 0.01 ms calls are within the CPU's noise otherwise.
+    result = ais_bench.run_perf(om_static, batch=1, loop=200, warmup=1, device=0)
     assert all("--warmup_count" not in command for command in result["commands"])
     assert "no --warmup_count" in result["warmup_method"] and result["sentences_per_s"] > 0
 
