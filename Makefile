@@ -288,7 +288,7 @@ DOCTOR_FLAGS = --target $(TARGET) --artifacts '$(abspath $(ARTIFACTS))' --device
 doctor: | $(HOST_VENV) $(IMAGE_DEP_runtime) ## what the Ascend path will use on this host, and whether it will work
 	$(RUN_RUNTIME) doctor $(DOCTOR_FLAGS)
 doctor-gate: | $(HOST_VENV) $(IMAGE_DEP_runtime)
-	@$(RUN_RUNTIME) doctor --gate $(if $(filter-out om,$(filter om accuracy perf all infer,$(MAKECMDGOALS))),all,om) $(DOCTOR_FLAGS)
+	@$(RUN_RUNTIME) doctor --gate $(if $(filter-out om,$(filter om accuracy perf all infer embed,$(MAKECMDGOALS))),all,om) $(DOCTOR_FLAGS)
 
 # ---- stages --------------------------------------------------------------------
 venv: $(VENV)/.installed ## create .venv from the pinned requirements
@@ -351,10 +351,12 @@ endif
 
 # Buckets cover the input unless WORD_LEN is given on the command line.
 EMBED_BUCKETS := $(if $(filter command line,$(origin WORD_LEN)),$(WORD_LEN),auto)
-embed: $(SOURCE_JSON) | $(HOST_VENV) ## ELMo vectors for INPUT into OUTPUT (allennlp's elmo format), in length buckets, resumable
+embed: $(DOCTOR_GATE) $(SOURCE_JSON) | $(HOST_VENV) ## ELMo vectors for INPUT into OUTPUT (allennlp's elmo format), in length buckets, resumable
 	$(STAGES) embed '$(abspath $(INPUT))' '$(abspath $(OUTPUT))' --source $(SOURCE_JSON) --layers $(LAYERS) \
-	  --models-dir $(ARTIFACTS)/embed-models --buckets '$(EMBED_BUCKETS)' --precision $(PRECISION) \
-	  --batch-size $(LARGEST_BATCH) --long $(LONG) --threads $(THREADS)
+	  --models-dir $(ARTIFACTS)/embed-models/$(TARGET) --buckets '$(EMBED_BUCKETS)' --precision $(PRECISION) \
+	  --batch-size $(LARGEST_BATCH) --long $(LONG) --threads $(THREADS) --target $(TARGET) \
+	  $(if $(filter ascend,$(TARGET)),--devices $(DEVICES) --om-batch '$(OM_BATCHES)' \
+	  $(if $(SOC_VERSION),--soc-version $(SOC_VERSION)) $(if $(PRECISION_MODE),--precision-mode $(PRECISION_MODE)))
 
 infer: $(DOCTOR_GATE) $(OUTPUTS_SUMMARY) ## run the offline model over the corpus (ais_bench layout)
 

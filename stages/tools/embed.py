@@ -177,14 +177,15 @@ def _write_shard(path: Path, vectors: Dict[int, np.ndarray], sentences, start: i
 
 def embed_offline(input_path, output_path, *, options, weights, models: Dict[int, Path], mode: str = "all",
                   batch: int = 32, long: str = "torch", threads=None, labels=None, progress=True,
-                  window: int = WINDOW, scanned=None, weights_sha256: str = "") -> dict:
+                  window: int = WINDOW, scanned=None, weights_sha256: str = "", target: str = "cpu",
+                  load_runners=None, described=None) -> dict:
     """Stream ``input_path`` through the bucket ``models``; write ``output_path`` and its manifest.
 
+    ``load_runners(models) -> {bucket: runner}`` gives the target's runners (default: ONNX Runtime
+    on the cpu); ``described`` is each model's record (default: read from the cpu model manifests).
     ``scanned`` (``scan``'s result) and ``weights_sha256`` spare a caller who has them a second pass."""
     import h5py
     from tqdm import tqdm
-
-    from stages.backends.runners import OrtRunner
 
     if mode not in ("all", "top", "average"):
         raise StageError(f"LAYERS={mode}: use all, top or average")
@@ -196,10 +197,11 @@ def embed_offline(input_path, output_path, *, options, weights, models: Dict[int
     if bad:
         raise _bad_lines(input_path, bad)
     input_sha = sha256_file(input_path)
-    from stages.tools.embed_models import describe_models
+    from stages.tools.embed_models import describe_models, load_cpu_runners
 
-    described = describe_models(models)
+    described = described if described is not None else describe_models(models)
     settings = {"schema": SHARD_SCHEMA, "input_sha256": input_sha, "mode": mode, "batch": batch, "long": long,
+                "target": target,
                 "window": window, "models": {k: v["sha256"] for k, v in described.items()},
                 "weights_sha256": weights_sha256 or sha256_file(weights)}
     parts = output_path.with_name(f".{output_path.name}.parts")
@@ -213,7 +215,7 @@ def embed_offline(input_path, output_path, *, options, weights, models: Dict[int
         parts.mkdir(parents=True)
         write_json(recorded, settings)
 
-    runners = {b: OrtRunner.load(path, threads=threads, optimize=False, name=f"bucket {b}") for b, path in models.items()}
+    runners = (load_runners or (lambda paths: load_cpu_runners(paths, threads)))(models)
     streamer = Streamer(runners, batch, options, weights, long, threads)
     n_layers = dim = None
     resumed = 0
@@ -248,7 +250,7 @@ def embed_offline(input_path, output_path, *, options, weights, models: Dict[int
         out.create_dataset("sentence_to_index", data=np.array([json.dumps(index)], dtype=h5py.string_dtype()))
         out.attrs["weights_sha256"] = settings["weights_sha256"]
         out.attrs["models"] = json.dumps(described)
-        out.attrs["target"] = "cpu"
+        out.attrs["target"] = target
         out.attrs["layers"] = mode
         for key, value in (labels or {}).items():
             out.attrs[key] = value
@@ -262,7 +264,7 @@ def embed_offline(input_path, output_path, *, options, weights, models: Dict[int
         "output": str(output_path),
         "output_sha256": sha256_file(output_path),
         "layers": mode,
-        "target": "cpu",
+        "target": target,
         "models": described,
         "buckets": [int(b) for b in models],
         "batch": batch,
@@ -351,7 +353,13 @@ def add_arguments(parser) -> None:
     parser.add_argument("--models-dir", default="",
                         help="stream through offline bucket models cached here (built on first use)")
     parser.add_argument("--buckets", default="auto", help="bucket WORD_LENs, e.g. '16 32 64' (auto: cover the input)")
-    parser.add_argument("--precision", default="fp32", choices=("fp32", "int8"))
+    parser.add_argument("--precision", default="fp32", choices=("fp32", "int8"),
+                        help="cpu target: the offline models' precision")
+    parser.add_argument("--target", default="cpu", choices=("cpu", "ascend"))
+    parser.add_argument("--devices", default="0", help="ascend: NPU ids, comma-separated; one session per device")
+    parser.add_argument("--om-batch", default="", help="ascend: the om's batch sizes, e.g. '1 4 8 16 32'")
+    parser.add_argument("--soc-version", default="", help="ascend: atc --soc_version (default: from npu-smi)")
+    parser.add_argument("--precision-mode", default="", help="ascend: atc --precision_mode")
     parser.add_argument("--long", default="torch", choices=("torch", "fail"))
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--window", type=int, default=WINDOW,
@@ -385,14 +393,26 @@ def run(args) -> int:
         raise _bad_lines(args.input_file, scanned[2])
     buckets = parse_buckets(args.buckets, scanned[1])
     weights_sha256 = sha256_file(weights)
-    models = bucket_models(options, weights, buckets, args.models_dir, args.precision, weights_sha256)
-    labels["precision"] = args.precision
+    described = load_runners = None
+    if args.target == "ascend":
+        from stages.tools.embed_ascend import ascend_bucket_models
+
+        models, described, load_runners = ascend_bucket_models(
+            options, weights, buckets, args.models_dir, weights_sha256=weights_sha256,
+            om_batches=[int(b) for b in args.om_batch.split()] or [1, args.batch_size],
+            devices=[int(d) for d in args.devices.split(",")], soc_version=args.soc_version,
+            precision_mode=args.precision_mode)
+        labels["precision"] = args.precision_mode or "atc default"
+    else:
+        models = bucket_models(options, weights, buckets, args.models_dir, args.precision, weights_sha256)
+        labels["precision"] = args.precision
     manifest = embed_offline(args.input_file, args.output_file, options=options, weights=weights, models=models,
                              mode=args.mode, batch=args.batch_size, long=args.long, threads=args.threads or None,
-                             labels=labels, window=args.window, scanned=scanned, weights_sha256=weights_sha256)
+                             labels=labels, window=args.window, scanned=scanned, weights_sha256=weights_sha256,
+                             target=args.target, load_runners=load_runners, described=described)
     rates = manifest["tokens_per_s"]
     print(f"embedded {manifest['lines']} lines into {args.output_file} ({args.mode}, buckets "
-          f"{' '.join(map(str, manifest['buckets']))}, {args.precision}): counts {manifest['counts']}, padding "
+          f"{' '.join(map(str, manifest['buckets']))}, {args.target} {labels['precision']}): counts {manifest['counts']}, padding "
           f"efficiency {manifest['padding_efficiency']:.2f}, {rates['end_to_end'] or 0:.0f} tokens/s end to end, "
           f"{rates['inference'] or 0:.0f} inference only")
     return 0

@@ -73,3 +73,10 @@ def describe_models(models: Dict[int, Path]) -> dict:
         out[str(word_len)] = {"path": str(path), "sha256": manifest.get("sha256") or sha256_file(path),
                               "weights_form": manifest.get("weights_form")}
     return out
+
+
+def load_cpu_runners(models: Dict[int, Path], threads=None) -> dict:
+    """``{word_len: OrtRunner}`` for the cpu bucket models."""
+    from stages.backends.runners import OrtRunner
+
+    return {b: OrtRunner.load(path, threads=threads, optimize=False, name=f"bucket {b}") for b, path in models.items()}
