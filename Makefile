@@ -16,8 +16,12 @@ SHELL := /bin/bash
 TARGET ?= $(if $(shell command -v npu-smi 2>/dev/null),ascend,cpu)
 ## RUNNER      host (project .venv) | docker (each stage in its image)
 RUNNER ?= host
-## WORD_LEN    tokens per sentence the model takes; longer sentences are skipped
+## WORD_LEN    tokens per sentence the model takes; longer sentences are skipped. A list ("16 32 64")
+##             makes length buckets: om/accuracy/perf run each bucket on the sentences no smaller
+##             bucket holds, then one table (reports/*-buckets.md); embed: the buckets to use
 WORD_LEN ?= 8
+## MIN_LEN     shortest sentence kept (set per bucket by a WORD_LEN list; 1 otherwise)
+MIN_LEN ?= 1
 ## BATCH       batch sizes: perf sweeps them; ascend builds one om serving all
 BATCH ?= 1 4 8 16 32
 ## FILE_NUM    how many held-out files (news.en.heldout-000NN-of-00050) to read
@@ -96,7 +100,16 @@ space := $(empty) $(empty)
 BATCHES := $(strip $(BATCH))
 BATCH_TAG := $(subst $(space),-,$(BATCHES))
 WEIGHTS_TAG := $(if $(ELMO_WEIGHTS),user-$(shell echo '$(abspath $(ELMO_OPTIONS)) $(abspath $(ELMO_WEIGHTS))' | sha256sum | cut -c1-8),$(WEIGHTS)$(if $(SYNTHETIC_LIKE),-like-$(shell echo '$(abspath $(SYNTHETIC_LIKE))' | sha256sum | cut -c1-8)))
-DATA_TAG := $(if $(DATASET_DIR),dir-$(shell echo '$(abspath $(DATASET_DIR))' | sha256sum | cut -c1-8),$(DATASET))-f$(FILE_NUM)-w$(WORD_LEN)
+# A WORD_LEN list: each bucket lo-hi holds the sentences of lo..hi tokens and runs
+# as its own make, reporting under reports/buckets/w<lo>-<hi>/. The list's own
+# make builds nothing itself, so its file names get a placeholder, not a list.
+BUCKETED := $(if $(word 2,$(WORD_LEN)),yes)
+WORD_LEN_TAG := $(if $(BUCKETED),buckets,$(WORD_LEN))
+DATA_TAG := $(if $(DATASET_DIR),dir-$(shell echo '$(abspath $(DATASET_DIR))' | sha256sum | cut -c1-8),$(DATASET))-f$(FILE_NUM)-w$(WORD_LEN_TAG)$(if $(filter-out 1,$(MIN_LEN)),-from$(MIN_LEN))
+BUCKET_LIST := $(shell printf '%s\n' $(WORD_LEN) | sort -nu)
+BUCKET_RANGES := $(shell prev=0; for w in $(BUCKET_LIST); do echo "$$((prev+1))-$$w"; prev=$$w; done)
+## BUCKET_OF   set by a WORD_LEN list for each bucket's own make: the whole list
+BUCKET_OF ?=
 
 # The CPU target serves every batch size from one dynamic-batch model. atc wants
 # static shapes, so the ascend target exports the static graph when batch 1 is
@@ -120,23 +133,24 @@ DATA_DIR := $(ARTIFACTS)/data/$(DATA_TAG)
 DATA_MANIFEST := $(DATA_DIR)/manifest.json
 DATASET_JSON := $(ARTIFACTS)/data/$(DATA_TAG).source.json
 MODEL_DIR := $(ARTIFACTS)/model/$(WEIGHTS_TAG)
-ONNX := $(MODEL_DIR)/elmo_w$(WORD_LEN)_$(EXPORT_SHAPE).onnx
-SIM_ONNX := $(MODEL_DIR)/elmo_w$(WORD_LEN)_$(EXPORT_SHAPE)_sim.onnx
+ONNX := $(MODEL_DIR)/elmo_w$(WORD_LEN_TAG)_$(EXPORT_SHAPE).onnx
+SIM_ONNX := $(MODEL_DIR)/elmo_w$(WORD_LEN_TAG)_$(EXPORT_SHAPE)_sim.onnx
 OM_DIR := $(ARTIFACTS)/om/$(TARGET)/$(WEIGHTS_TAG)
-REPORTS := $(ARTIFACTS)/reports
+REPORTS_ROOT := $(ARTIFACTS)/reports
+REPORTS := $(REPORTS_ROOT)$(if $(BUCKET_OF),/buckets/w$(MIN_LEN)-$(WORD_LEN_TAG))
 # A "flavour" is one offline model of the target: a cpu precision, or an om's
 # batch sizes and atc precision mode. Each gets its outputs and its own verdict.
 run_outputs = $(ARTIFACTS)/outputs/$(TARGET)/$(WEIGHTS_TAG)/$(DATA_TAG)_$(1)
 run_report = $(REPORTS)/runs/$(TARGET)-$(1)/accuracy.json
 ifeq ($(TARGET),cpu)
-om_for = $(OM_DIR)/elmo_w$(WORD_LEN)_$(EXPORT_SHAPE)_$(1).ort.onnx
+om_for = $(OM_DIR)/elmo_w$(WORD_LEN_TAG)_$(EXPORT_SHAPE)_$(1).ort.onnx
 RUN_FLAVOUR := $(PRECISION)
 OM := $(call om_for,$(PRECISION))
 # make perf times every precision side by side, each judged by the same gate.
 FLAVOURS := $(sort $(PRECISION) $(CPU_VARIANTS))
 else
 RUN_FLAVOUR := b$(subst $(space),-,$(OM_BATCHES))$(if $(PRECISION_MODE),_$(PRECISION_MODE))
-OM := $(OM_DIR)/elmo_w$(WORD_LEN)_$(RUN_FLAVOUR).om
+OM := $(OM_DIR)/elmo_w$(WORD_LEN_TAG)_$(RUN_FLAVOUR).om
 OM_FLAGS := --batch "$(OM_BATCHES)" --word-len $(WORD_LEN) $(if $(SOC_VERSION),--soc-version $(SOC_VERSION)) $(if $(PRECISION_MODE),--precision-mode $(PRECISION_MODE))
 FLAVOURS := $(RUN_FLAVOUR)
 endif
@@ -144,8 +158,8 @@ OUTPUTS := $(call run_outputs,$(RUN_FLAVOUR))
 # The seed guide's own graph (allennlp's Elmo traced at opset 11, then onnxsim),
 # static batch 1: make perf times it as a second baseline when it exists, but
 # never rebuilds it (that needs Docker); `make seed-onnx` does.
-SEED_ONNX_RAW := $(MODEL_DIR)/elmo_w$(WORD_LEN)_b1_allennlp.onnx
-SEED_ONNX := $(MODEL_DIR)/elmo_w$(WORD_LEN)_b1_allennlp_sim.onnx
+SEED_ONNX_RAW := $(MODEL_DIR)/elmo_w$(WORD_LEN_TAG)_b1_allennlp.onnx
+SEED_ONNX := $(MODEL_DIR)/elmo_w$(WORD_LEN_TAG)_b1_allennlp_sim.onnx
 OUTPUTS_SUMMARY := $(OUTPUTS)/summary.json
 ACCURACY_JSON := $(REPORTS)/accuracy.json
 PERF_JSON := $(REPORTS)/perf.json
@@ -164,7 +178,8 @@ NUMBER := ^([0-9]+\.?[0-9]*|\.[0-9]+)$$
 ifeq ($(CHECKED),yes)
 $(foreach w,$(WORD_LEN),$(if $(call matches,$(w),$(POSITIVE)),,$(error WORD_LEN="$(WORD_LEN)": give a whole number of tokens >= 1, e.g. WORD_LEN=8)))
 $(if $(WORD_LEN),,$(error WORD_LEN is empty: give a whole number of tokens, e.g. WORD_LEN=8))
-$(if $(and $(word 2,$(WORD_LEN)),$(filter-out embed,$(MAKECMDGOALS))),$(error WORD_LEN="$(WORD_LEN)": a list of buckets is for make embed; om, accuracy and perf take one WORD_LEN))
+$(if $(and $(BUCKETED),$(filter-out embed om accuracy perf all print-%,$(MAKECMDGOALS))),$(error WORD_LEN="$(WORD_LEN)": a list of buckets is for make om, accuracy, perf, all and embed; $(filter-out embed om accuracy perf all print-%,$(MAKECMDGOALS)) takes one WORD_LEN))
+$(if $(call matches,$(MIN_LEN),$(POSITIVE)),$(if $(BUCKETED),,$(if $(shell [ $(MIN_LEN) -le $(WORD_LEN) ] && echo y),,$(error MIN_LEN=$(MIN_LEN) is above WORD_LEN=$(WORD_LEN): no sentence fits))),$(error MIN_LEN="$(MIN_LEN)": give a whole number of tokens >= 1))
 $(if $(filter embed,$(MAKECMDGOALS)),$(if $(INPUT),$(if $(shell [ -f '$(INPUT)' ] && echo y),,$(error INPUT="$(INPUT)": no such file)),$(error make embed needs INPUT=<text file> and OUTPUT=<file.hdf5>)))
 $(if $(filter embed,$(MAKECMDGOALS)),$(if $(filter %.hdf5 %.h5,$(OUTPUT)),,$(error OUTPUT="$(OUTPUT)": give the .hdf5 file to write, e.g. OUTPUT=vectors.hdf5)))
 $(if $(filter embed,$(MAKECMDGOALS)),$(if $(filter all top average,$(LAYERS)),,$(error LAYERS="$(LAYERS)": use all, top or average)))
@@ -208,7 +223,7 @@ CORPUS_FILES := $(if $(DATASET_DIR),$(wildcard $(DATASET_DIR)/news.en.heldout-*)
 CORPUS_STAMP := $(INPUT_STAMPS)/corpus-$(DATA_TAG).json
 ifeq ($(CHECKED),yes)
 $(if $(WEIGHTS_STAMP),$(if $(shell $(STAMP) '$(WEIGHTS_STAMP)' $(foreach f,$(ELMO_OPTIONS) $(ELMO_WEIGHTS) $(SYNTHETIC_LIKE),'$(abspath $(f))') && echo ok),,$(error could not stamp ELMO_OPTIONS/ELMO_WEIGHTS/SYNTHETIC_LIKE (see above))))
-$(if $(filter-out embed doctor,$(MAKECMDGOALS)),$(if $(shell $(STAMP) '$(CORPUS_STAMP)' $(foreach f,$(CORPUS_FILES),'$(f)') && echo ok),,$(error could not stamp the corpus files (see above))))
+$(if $(and $(filter-out embed doctor,$(MAKECMDGOALS)),$(if $(BUCKETED),,yes)),$(if $(shell $(STAMP) '$(CORPUS_STAMP)' $(foreach f,$(CORPUS_FILES),'$(f)') && echo ok),,$(error could not stamp the corpus files (see above))))
 endif
 
 # Reports have fixed names, so they also depend on a stamp of the settings that
@@ -220,7 +235,7 @@ REPORT_SETTINGS := $(TARGET) $(RUNNER) $(OM) $(OUTPUTS) $(BATCH_TAG) $(PERF_SECO
 # republishes the other flavour's verdict instead of judging it again.
 JUDGE_STAMP := $(REPORTS)/.judge-settings
 JUDGE_SETTINGS := $(TARGET) $(RUNNER) $(SENTENCE_COS_MIN) $(TOKEN_COS_MIN) $(LARGEST_BATCH) $(DEVICES)
-ifneq ($(filter accuracy perf all,$(MAKECMDGOALS)),)
+ifneq ($(and $(filter accuracy perf all,$(MAKECMDGOALS)),$(if $(BUCKETED),,yes)),)
 $(shell mkdir -p $(REPORTS) && { [ "$$(cat $(REPORT_STAMP) 2>/dev/null)" = "$(REPORT_SETTINGS)" ] || echo "$(REPORT_SETTINGS)" > $(REPORT_STAMP); })
 $(shell { [ "$$(cat $(JUDGE_STAMP) 2>/dev/null)" = "$(JUDGE_SETTINGS)" ] || echo "$(JUDGE_SETTINGS)" > $(JUDGE_STAMP); })
 endif
@@ -247,7 +262,7 @@ CODE_PERF := $(call code,reports/perf backends/runners reports/plots) $(call ASC
 in = $(A)/$(patsubst $(ARTIFACTS)/%,%,$(1))
 in_docker = /artifacts/$(patsubst $(ARTIFACTS)/%,%,$(1))
 
-HELP_VARS := TARGET RUNNER WORD_LEN BATCH INPUT OUTPUT LAYERS LONG FILE_NUM WEIGHTS ELMO_OPTIONS ELMO_WEIGHTS SYNTHETIC_LIKE DATASET \
+HELP_VARS := TARGET RUNNER WORD_LEN MIN_LEN BATCH INPUT OUTPUT LAYERS LONG FILE_NUM WEIGHTS ELMO_OPTIONS ELMO_WEIGHTS SYNTHETIC_LIKE DATASET \
   DATASET_DIR PRECISION CPU_VARIANTS ARTIFACTS THREADS PERF_SECONDS PERF_TORCH SENTENCE_COS_MIN TOKEN_COS_MIN SOC_VERSION \
   PRECISION_MODE DEVICES PYTHON
 
@@ -261,7 +276,7 @@ help: ## list targets and variables
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-zA-Z_-]+):.*## (.*)/  \1\t\2/' | expand -t 18
 	@echo
 	@echo "Variables (override on the command line, e.g. make accuracy WORD_LEN=16 BATCH=4):"
-	@grep -hE '^## [A-Z_]+' $(MAKEFILE_LIST) | sed -E 's/^## /  /'
+	@grep -hE '^## ( {8,}|[A-Z_]+)' $(MAKEFILE_LIST) | sed -E 's/^## /  /'
 	@echo
 	@echo "Current values:"
 	@$(foreach v,$(HELP_VARS),printf '  %-17s= %s\n' '$(v)' '$($(v))';)
@@ -274,9 +289,29 @@ print-%: # make -s print-VAR shows a variable's value (used by tests and scripts
 ifeq ($(TARGET),ascend)
 DOCTOR_GATE := doctor-gate
 endif
-om: $(DOCTOR_GATE) $(OM) ## build the offline model for TARGET (cpu: ONNX Runtime; ascend: atc .om)
-accuracy: $(DOCTOR_GATE) $(ACCURACY_OK) ## run the target over the corpus and judge it (reports/accuracy.*)
-perf: $(DOCTOR_GATE) $(PERF_JSON) ## speed sweep over BATCH (reports/perf.*)
+ifneq ($(BUCKETED),yes)
+om: $(DOCTOR_GATE) $(OM) ## build the offline model for TARGET (cpu: ONNX Runtime; ascend: atc .om); one per WORD_LEN bucket
+accuracy: $(DOCTOR_GATE) $(ACCURACY_OK) ## run the target over the corpus and judge it (reports/accuracy.*; buckets: accuracy-buckets.*)
+perf: $(DOCTOR_GATE) $(PERF_JSON) ## speed sweep over BATCH (reports/perf.*; buckets: perf-buckets.*)
+else
+# Each bucket is an ordinary single-WORD_LEN run; every bucket runs even when an
+# earlier one fails, then one table covers them all. The published accuracy
+# report is removed first, so a bucket whose run fails before its gate can
+# never show an earlier verdict as current.
+BUCKET_MAKE = $(MAKE) --no-print-directory BUCKET_OF='$(BUCKET_LIST)'
+BUCKET_DIRS := $(foreach r,$(BUCKET_RANGES),$(REPORTS_ROOT)/buckets/w$(r))
+for_each_bucket = failed=; for r in $(BUCKET_RANGES); do lo=$${r%-*}; hi=$${r\#*-}; \
+	  echo "== WORD_LEN bucket $$lo..$$hi tokens: make $(1)"; $(2) \
+	  $(BUCKET_MAKE) $(1) WORD_LEN=$$hi MIN_LEN=$$lo || failed="$$failed w$$r"; done
+om:
+	@$(call for_each_bucket,om,); [ -z "$$failed" ] || { echo "om failed for bucket(s):$$failed" >&2; exit 1; }
+accuracy:
+	@$(call for_each_bucket,accuracy,rm -f "$(REPORTS_ROOT)/buckets/w$$r/accuracy.json" "$(REPORTS_ROOT)/buckets/w$$r/.accuracy-passed";); \
+	$(STAGES) buckets-report --kind accuracy --reports $(REPORTS_ROOT) $(foreach d,$(BUCKET_DIRS),--bucket $(d)) --failed "$$failed"
+perf:
+	@$(call for_each_bucket,perf,); \
+	$(STAGES) buckets-report --kind perf --reports $(REPORTS_ROOT) $(foreach d,$(BUCKET_DIRS),--bucket $(d)) --failed "$$failed"
+endif
 all: accuracy perf ## om + accuracy + perf
 
 # The Ascend verbs check the host first (make doctor), so a missing driver, atc
@@ -315,7 +350,7 @@ HELDOUT_MARK := $(wildcard data/1-billion-word-language-modeling-benchmark-r13ou
 $(DATA_MANIFEST): $(CODE_DATA) $(HELDOUT_MARK) $(CORPUS_STAMP) | $(HOST_VENV) $(IMAGE_DEP_export)
 	$(RUN_EXPORT) dataset-source --dataset $(DATASET) --dataset-dir '$(if $(DATASET_DIR),$(abspath $(DATASET_DIR)))' --fetch --out $(call in,$(DATASET_JSON))
 	$(RUN_EXPORT) data --dataset-source $(call in,$(DATASET_JSON)) --file-num $(FILE_NUM) --word-len $(WORD_LEN) \
-	  --out $(call in,$(DATA_DIR))
+	  --min-len $(MIN_LEN) --out $(call in,$(DATA_DIR))
 
 export: $(ONNX) ## export the ONNX graph (opset 11)
 $(ONNX): $(SOURCE_JSON) $(CODE_EXPORT)

@@ -77,7 +77,7 @@ def test_filters_counts_and_manifest(corpus, tmp_path, capsys):
     assert manifest["counts"] == {
         "lines": 8,
         "kept": 4,
-        "skipped": {"empty": 2, "too_long": 1, "not_utf8": 1},
+        "skipped": {"empty": 2, "too_long": 1, "in_smaller_bucket": 0, "not_utf8": 1},
     }
     assert manifest["length_histogram"] == {"1": 1, "3": 1, "4": 2}
     assert manifest["samples"] == 4

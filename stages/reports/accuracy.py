@@ -150,6 +150,7 @@ def evaluate(args) -> tuple:
             "manifest_sha256": sha256_file(Path(args.data) / "manifest.json"),
             "source_files": [{"path": f["path"], "sha256": f["sha256"]} for f in manifest.get("files", [])],
             "word_len": word_len,
+            "min_len": manifest.get("min_len", 1),
             "samples": len(sentences),
             "tokens": int(sum(lengths)),
         },

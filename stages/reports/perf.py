@@ -558,6 +558,9 @@ def run(args) -> int:
         "weights_label": source["label"],
         "weights_synthetic": source["synthetic"],
         "data_label": dataset.get("label") or manifest.get("source_label"),
+        # What a length-bucket summary weighs this bucket's rates by.
+        "data": {"dir": str(args.data), "min_len": manifest.get("min_len", 1), "word_len": word_len,
+                 "samples": len(sentences), "tokens": int(sum(len(s) for s in sentences))},
         "machine": machine,
         "target_timing": _target_timing(args, results),
         "budget": {"seconds_per_point": args.seconds, "rounds": args.rounds, "warmup": args.warmup,

@@ -35,8 +35,11 @@ _BIN_DTYPE = np.dtype("<i4")
 
 EMPTY = "empty"
 TOO_LONG = "too_long"
+# With length buckets, a sentence belongs to the smallest bucket it fits, so a
+# bucket's data skips those a smaller bucket holds.
+SHORTER = "in_smaller_bucket"
 NOT_UTF8 = "not_utf8"
-SKIP_REASONS = (EMPTY, TOO_LONG, NOT_UTF8)
+SKIP_REASONS = (EMPTY, TOO_LONG, SHORTER, NOT_UTF8)
 
 DATASET_FIX = (
     "run `make dataset` to download the held-out set, or use DATASET=sample, "
@@ -54,7 +57,7 @@ def heldout_paths(dataset_dir, file_num: int) -> Tuple[List[Path], List[Path]]:
     return present, missing
 
 
-def classify_line(raw: bytes, word_len: Optional[int] = None) -> Tuple[List[str], Optional[str]]:
+def classify_line(raw: bytes, word_len: Optional[int] = None, min_len: int = 1) -> Tuple[List[str], Optional[str]]:
     """``(tokens, None)`` for a usable line, else ``(tokens or [], reason)``."""
     try:
         text = raw.decode("utf-8")
@@ -65,11 +68,13 @@ def classify_line(raw: bytes, word_len: Optional[int] = None) -> Tuple[List[str]
         return tokens, EMPTY
     if word_len is not None and len(tokens) > word_len:
         return tokens, TOO_LONG
+    if len(tokens) < min_len:
+        return tokens, SHORTER
     return tokens, None
 
 
 def iter_sentences(
-    files: Iterable, word_len: Optional[int] = None, progress: bool = False
+    files: Iterable, word_len: Optional[int] = None, progress: bool = False, min_len: int = 1
 ) -> Iterator[Tuple[List[str], Optional[str]]]:
     """Yield ``(tokens, reason)`` for every line of ``files``, in order.
 
@@ -89,7 +94,7 @@ def iter_sentences(
         ) as bar:
             for raw in handle:
                 bar.update(len(raw))
-                yield classify_line(raw, word_len)
+                yield classify_line(raw, word_len, min_len)
 
 
 def sample_bytes(word_len: int) -> int:
@@ -125,10 +130,14 @@ def build(
     out_dir,
     source_label: Optional[str] = None,
     progress: bool = True,
+    min_len: int = 1,
 ) -> dict:
-    """Write the data folder ``out_dir`` and return its manifest."""
+    """Write the data folder ``out_dir`` and return its manifest: the sentences of
+    ``min_len``..``word_len`` tokens (one length bucket's share of the corpus)."""
     if word_len < 1:
         raise StageError(f"--word-len must be at least 1, got {word_len}")
+    if not 1 <= min_len <= word_len:
+        raise StageError(f"--min-len must be between 1 and --word-len ({word_len}), got {min_len}")
     if not 1 <= file_num <= TOTAL_FILES:
         raise StageError(f"--file-num must be between 1 and {TOTAL_FILES}, got {file_num}")
     out = Path(out_dir)
@@ -159,7 +168,7 @@ def build(
         with (tmp / SENTENCES_NAME).open("w", encoding="utf-8", newline="\n") as sentences:
             for path in present:
                 file_lines = file_kept = 0
-                for tokens, reason in iter_sentences([path], word_len, progress):
+                for tokens, reason in iter_sentences([path], word_len, progress, min_len):
                     file_lines += 1
                     if reason is not None:
                         skipped[reason] += 1
@@ -175,12 +184,14 @@ def build(
                 )
         if kept == 0:
             raise StageError(
-                f"no sentence of at most {word_len} tokens in {folder} "
-                f"({len(present)} file(s), {total_lines} lines); raise WORD_LEN"
+                f"no sentence of {f'at most {word_len}' if min_len == 1 else f'{min_len}..{word_len}'} tokens in {folder} "
+                f"({len(present)} file(s), {total_lines} lines); "
+                + ("raise WORD_LEN" if min_len == 1 else f"drop the bucket {word_len} from WORD_LEN")
             )
         manifest = {
             "schema": SCHEMA,
             "word_len": word_len,
+            "min_len": min_len,
             "file_num": file_num,
             "dataset_dir": str(folder),
             "source_label": source_label if source_label is not None else str(folder),
@@ -304,12 +315,13 @@ def run(args) -> int:
         args.out,
         source_label=args.source_label,
         progress=not args.no_progress,
+        min_len=args.min_len,
     )
     counts = manifest["counts"]
     skipped = ", ".join(f"{reason} {n}" for reason, n in counts["skipped"].items())
     print(
         f"data: kept {counts['kept']} of {counts['lines']} lines (skipped: {skipped}) "
-        f"from {len(manifest['files'])} file(s), word_len {manifest['word_len']} -> {args.out}"
+        f"from {len(manifest['files'])} file(s), {manifest['min_len']}..{manifest['word_len']} tokens -> {args.out}"
     )
     return 0
 
@@ -323,6 +335,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--dataset-source", default="", help="JSON from dataset-source (folder and label)")
     parser.add_argument("--file-num", type=int, default=TOTAL_FILES, help="read files 00000..N-1 (default 50)")
     parser.add_argument("--word-len", type=int, required=True, help="model word length W: longer sentences are skipped")
+    parser.add_argument("--min-len", type=int, default=1,
+                        help="shortest sentence kept: a length bucket keeps those no smaller bucket holds")
     parser.add_argument("--out", required=True, help="output folder (replaced as a whole)")
     parser.add_argument("--source-label", default=None, help="dataset label recorded for reports")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
