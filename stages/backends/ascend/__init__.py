@@ -13,4 +13,5 @@ on any host and fails with a one-line ``StageError`` where a tool is missing.
 - ``ais_tool``: find the installed ais_bench and read the flags it accepts.
 - ``tool_paths``: folders and files in the form ais_bench's path checks accept.
 - ``ais_bench``: run ais_bench for inference and for pure-inference timing.
+- ``session``: runners for ``embed``: ais_bench's Python API in-process, else its CLI.
 """

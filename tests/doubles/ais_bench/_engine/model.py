@@ -32,8 +32,14 @@ def _fake_om():
     return module
 
 
+# The CLI's backend logs at INFO; the Python API's InferSession sets aclruntime's log_level to 2
+# unless debug=True, so only [WARN]/[ERROR] lines show there (api.py turns this off).
+SHOW_INFO = True
+
+
 def _print(line):
-    print(line, flush=True)
+    if SHOW_INFO or not line.startswith("[INFO]"):
+        print(line, flush=True)
 
 
 def open_device(device: int) -> None:
