@@ -161,6 +161,17 @@ OUTPUTS := $(call run_outputs,$(RUN_FLAVOUR))
 SEED_ONNX_RAW := $(MODEL_DIR)/elmo_w$(WORD_LEN_TAG)_b1_allennlp.onnx
 SEED_ONNX := $(MODEL_DIR)/elmo_w$(WORD_LEN_TAG)_b1_allennlp_sim.onnx
 OUTPUTS_SUMMARY := $(OUTPUTS)/summary.json
+# make locate's debug graph: every layer and the mix as one stacked output, built and compiled
+# by the same stages as the flavour under test, kept in locate/ beside the real ones.
+LOCATE_ONNX := $(MODEL_DIR)/locate/elmo_w$(WORD_LEN_TAG)_$(EXPORT_SHAPE).onnx
+LOCATE_SIM := $(MODEL_DIR)/locate/elmo_w$(WORD_LEN_TAG)_$(EXPORT_SHAPE)_sim.onnx
+ifeq ($(TARGET),cpu)
+LOCATE_MODEL := $(OM_DIR)/locate/elmo_w$(WORD_LEN_TAG)_$(EXPORT_SHAPE)_$(PRECISION).ort.onnx
+else
+LOCATE_MODEL := $(OM_DIR)/locate/elmo_w$(WORD_LEN_TAG)_$(RUN_FLAVOUR).om
+endif
+LOCATE_DIR := $(REPORTS)/locate/$(TARGET)-$(RUN_FLAVOUR)
+LOCATE_JSON := $(LOCATE_DIR)/locate.json
 ACCURACY_JSON := $(REPORTS)/accuracy.json
 PERF_JSON := $(REPORTS)/perf.json
 
@@ -235,7 +246,7 @@ REPORT_SETTINGS := $(TARGET) $(RUNNER) $(OM) $(OUTPUTS) $(BATCH_TAG) $(PERF_SECO
 # republishes the other flavour's verdict instead of judging it again.
 JUDGE_STAMP := $(REPORTS)/.judge-settings
 JUDGE_SETTINGS := $(TARGET) $(RUNNER) $(SENTENCE_COS_MIN) $(TOKEN_COS_MIN) $(LARGEST_BATCH) $(DEVICES)
-ifneq ($(and $(filter accuracy perf all,$(MAKECMDGOALS)),$(if $(BUCKETED),,yes)),)
+ifneq ($(and $(filter accuracy perf all locate,$(MAKECMDGOALS)),$(if $(BUCKETED),,yes)),)
 $(shell mkdir -p $(REPORTS) && { [ "$$(cat $(REPORT_STAMP) 2>/dev/null)" = "$(REPORT_SETTINGS)" ] || echo "$(REPORT_SETTINGS)" > $(REPORT_STAMP); })
 $(shell { [ "$$(cat $(JUDGE_STAMP) 2>/dev/null)" = "$(JUDGE_SETTINGS)" ] || echo "$(JUDGE_SETTINGS)" > $(JUDGE_STAMP); })
 endif
@@ -255,7 +266,9 @@ CODE_COMPILE := $(call code,backends/compile graph/quantize backends/runners) \
 CODE_INFER := $(call code,backends/infer backends/runners) \
   $(call ASCEND_CODE,target ais_bench ais_summary ais_tool tool_paths shards om_manifest)
 CODE_ACCURACY := $(CODE_MODEL) $(call code,reports/accuracy reports/metrics backends/runners reports/plots)
-CODE_ACCURACY_INDEX := $(call code,reports/accuracy_index)
+CODE_ACCURACY_INDEX := $(call code,reports/accuracy_index reports/verdict)
+CODE_LOCATE := $(CODE_MODEL) $(call code,reports/locate reports/locate_advice reports/verdict reports/metrics reports/plots \
+  graph/checkpoints backends/runners backends/ascend/target backends/ascend/session)
 CODE_PERF := $(call code,reports/perf backends/runners reports/plots) $(call ASCEND_CODE,target ais_bench ais_tool)
 
 # An artifact's path as the stage command sees it (under $(A) in a container).
@@ -267,7 +280,7 @@ HELP_VARS := TARGET RUNNER WORD_LEN MIN_LEN BATCH INPUT OUTPUT LAYERS LONG FILE_
   PRECISION_MODE DEVICES PYTHON
 
 # ---- the three verbs ---------------------------------------------------------
-.PHONY: help om accuracy perf all weights data export simplify seed-onnx infer dataset clean clean-venv test lint venv doctor doctor-gate fixtures embed
+.PHONY: help om accuracy perf all locate weights data export simplify seed-onnx infer dataset clean clean-venv test lint venv doctor doctor-gate fixtures embed
 
 help: ## list targets and variables
 	@echo "ELMo deployment pipeline: make om | make accuracy | make perf"
@@ -323,7 +336,7 @@ DOCTOR_FLAGS = --target $(TARGET) --artifacts '$(abspath $(ARTIFACTS))' --device
 doctor: | $(HOST_VENV) $(IMAGE_DEP_runtime) ## what the Ascend path will use on this host, and whether it will work
 	$(RUN_RUNTIME) doctor $(DOCTOR_FLAGS)
 doctor-gate: | $(HOST_VENV) $(IMAGE_DEP_runtime)
-	@$(RUN_RUNTIME) doctor --gate $(if $(filter-out om,$(filter om accuracy perf all infer embed,$(MAKECMDGOALS))),all,om) $(DOCTOR_FLAGS)
+	@$(RUN_RUNTIME) doctor --gate $(if $(filter-out om,$(filter om accuracy perf all infer embed locate,$(MAKECMDGOALS))),all,om) $(DOCTOR_FLAGS)
 
 # ---- stages --------------------------------------------------------------------
 venv: $(VENV)/.installed ## create .venv from the pinned requirements
@@ -407,10 +420,38 @@ $(call run_report,%): $(call run_outputs,%)/summary.json $(SIM_ONNX) $(SOURCE_JS
 	  --sentence-cos-min $(SENTENCE_COS_MIN) --token-cos-min $(TOKEN_COS_MIN) --threads $(THREADS) \
 	  $(if $(filter cpu,$(TARGET)),--batched $(LARGEST_BATCH))
 
+# A failed gate runs make locate by itself, and the verdict names the first layer below the gate;
+# the recipe still fails, so make fails and the next run judges again.
 $(ACCURACY_OK): $(call run_report,$(RUN_FLAVOUR)) $(REPORT_STAMP) $(CODE_ACCURACY_INDEX)
 	$(RUN_EXPORT) accuracy-index --reports $(call in,$(REPORTS)) --current $(call in,$(<D))
-	@python3 -c 'import json, sys; r = json.load(open(sys.argv[1])); print("accuracy:", "PASSED" if r["passed"] else "FAILED", "(" + sys.argv[1] + ")", file=sys.stdout if r["passed"] else sys.stderr); sys.exit(0 if r["passed"] else 1)' $(ACCURACY_JSON)
-	@touch $@
+	@if $(PYTHON) -m stages.reports.verdict $(ACCURACY_JSON); then touch $@; else \
+	  echo "accuracy: the gate failed; make locate compares each layer of the model ..." >&2; \
+	  located=0; $(MAKE) --no-print-directory locate || located=$$?; \
+	  $(PYTHON) -m stages.reports.verdict $(ACCURACY_JSON) --locate $(LOCATE_JSON) --locate-status $$located; exit 1; fi
+
+locate: $(DOCTOR_GATE) $(LOCATE_JSON) ## per-layer comparison with PyTorch: which layer loses accuracy (reports/locate/<flavour>/)
+$(LOCATE_ONNX): $(SOURCE_JSON) $(CODE_EXPORT)
+	$(RUN_EXPORT) export --source $(call in,$<) --word-len $(WORD_LEN) $(EXPORT_FLAGS) --checkpoints --out $(call in,$@)
+$(LOCATE_SIM): $(LOCATE_ONNX) $(CODE_SIMPLIFY)
+	$(RUN_EXPORT) simplify $(call in,$<) $(call in,$@)
+ifeq ($(TARGET),cpu)
+$(LOCATE_MODEL): $(LOCATE_SIM) $(CODE_COMPILE)
+	$(RUN_EXPORT) compile --target cpu --model $(call in,$<) --out $(call in,$@) --precision $(PRECISION) --threads $(THREADS)
+else
+$(LOCATE_MODEL): $(LOCATE_SIM) $(CODE_COMPILE) | $(IMAGE_DEP_toolkit)
+	$(RUN_TOOLKIT) compile --target ascend --model $(call in,$<) --out $(call in,$@) $(OM_FLAGS)
+endif
+# The sample starts from the last accuracy run's worst sentences where there is one (then kept
+# current like any prerequisite); the debug model runs where the target runs, PyTorch where torch is.
+LOCATE_RUN_REPORT := $(wildcard $(call run_report,$(RUN_FLAVOUR)))
+LOCATE_FLAGS = --target $(TARGET) --model $(call in,$(LOCATE_MODEL)) --data $(call in,$(DATA_DIR)) \
+  --weights-source $(call in,$(SOURCE_JSON)) --threads $(THREADS) --checkpoints $(call in,$(LOCATE_DIR))/checkpoints.npz
+$(LOCATE_JSON): $(LOCATE_MODEL) $(DATA_MANIFEST) $(SOURCE_JSON) $(LOCATE_RUN_REPORT) $(JUDGE_STAMP) $(CODE_LOCATE) \
+    | $(IMAGE_DEP_runtime)
+	$(RUN_RUNTIME) locate --run-only $(LOCATE_FLAGS) $(if $(LOCATE_RUN_REPORT),--accuracy-report $(call in,$(LOCATE_RUN_REPORT))) \
+	  $(if $(filter cpu,$(TARGET)),--batch $(sort 1 $(LARGEST_BATCH)),--devices $(DEVICES))
+	$(RUN_EXPORT) locate $(LOCATE_FLAGS) --onnx $(call in,$(SIM_ONNX)) --report-dir $(call in,$(@D)) \
+	  --sentence-cos-min $(SENTENCE_COS_MIN) --token-cos-min $(TOKEN_COS_MIN)
 
 $(PERF_JSON): $(foreach f,$(FLAVOURS),$(call run_report,$(f))) $(if $(filter cpu,$(TARGET)),$(foreach f,$(FLAVOURS),$(call om_for,$(f)))) $(OM) $(SIM_ONNX) $(DATA_MANIFEST) $(SOURCE_JSON) $(REPORT_STAMP) $(CODE_PERF)
 	$(RUN_RUNTIME) perf --target $(TARGET) --model $(call in,$(OM)) --onnx $(call in,$(SIM_ONNX)) \

@@ -30,6 +30,7 @@ COMMANDS = (
     "stages.backends.infer",
     "stages.reports.accuracy",
     "stages.reports.accuracy_index",
+    "stages.reports.locate",
     "stages.reports.buckets",
     "stages.reports.perf",
     "stages.reports.parity",

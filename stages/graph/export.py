@@ -35,21 +35,35 @@ def example_ids(batch: int, word_len: int) -> np.ndarray:
 
 
 def export_native(options, weights, out_path, *, batch: int, word_len: int, dynamic_batch: bool = False,
-                  layers: bool = False) -> dict:
+                  layers: bool = False, checkpoints: bool = False) -> dict:
+    """``layers``: output ``[B, n_layers + 1, W, D]`` (token layer, each LSTM layer) instead of the mix.
+    ``checkpoints``: the same with the mix appended, ``[B, n_layers + 2, W, D]``: ``make locate``'s
+    debug graph, which compares each part of the deployed model on its own."""
     import torch
 
     from stages.elmo.model import load_elmo
 
     model = load_elmo(options, weights)
 
+    class EveryLayer(torch.nn.Module):
+        """The module's layers (and, for ``checkpoints``, the mix from them) as its forward, so the
+        tracer names these nodes under the same scope as the real graph's (``/elmo/MatMul_12``):
+        make locate can then name the real graph's nodes from the debug graph's."""
+
+        def __init__(self):
+            super().__init__()
+            self.model = model
+
+        def forward(self, ids):
+            parts = self.model.layers(ids)[0]
+            return torch.stack(parts + [self.model.mix(parts)] if checkpoints else parts, dim=1)
+
     class Graph(torch.nn.Module):
         def __init__(self):
             super().__init__()
-            self.elmo = model
+            self.elmo = EveryLayer() if layers or checkpoints else model
 
         def forward(self, input):  # noqa: A002 - the ONNX input is named "input"
-            if layers:
-                return torch.stack(self.elmo.layers(input)[0], dim=1)
             return self.elmo(input)
 
     return _export(Graph().eval(), out_path, batch=batch, word_len=word_len, dynamic_batch=dynamic_batch,
@@ -102,6 +116,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--word-len", type=int, default=8)
     parser.add_argument("--dynamic-batch", action="store_true")
     parser.add_argument("--all-layers", action="store_true", help="output [B, layers, W, D] instead of the mix")
+    parser.add_argument("--checkpoints", action="store_true",
+                        help="output [B, n_layers + 2, W, D]: every layer, then the mix (make locate's debug graph)")
     parser.add_argument("--exporter", choices=("native", "allennlp"), default="native")
 
 
@@ -116,15 +132,16 @@ def run(args) -> int:
     if not (args.options and args.weights):
         raise StageError("give --source, or both --options and --weights")
     if args.exporter == "allennlp":
-        if args.all_layers:
-            raise StageError("--all-layers is only available with --exporter native")
+        if args.all_layers or args.checkpoints:
+            raise StageError("--all-layers and --checkpoints are only available with --exporter native")
         from stages.graph.export_allennlp import export_allennlp
 
         info = export_allennlp(args.options, args.weights, args.out, batch=args.batch, word_len=args.word_len,
                                dynamic_batch=args.dynamic_batch)
     else:
         info = export_native(args.options, args.weights, args.out, batch=args.batch, word_len=args.word_len,
-                             dynamic_batch=args.dynamic_batch, layers=args.all_layers)
+                             dynamic_batch=args.dynamic_batch, layers=args.all_layers,
+                             checkpoints=args.checkpoints)
     info["path"] = str(args.out)
     write_json(str(args.out) + ".json", info)
     print(f"exported {args.out}: {info['nodes']} nodes, opset {info['opset']}, {info['export_seconds']} s")

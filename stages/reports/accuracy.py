@@ -31,6 +31,7 @@ from stages.reports.metrics import compare, summarize
 
 SCHEMA = "elmo-accuracy/1"
 FAILED = 1
+WORST = 16  # sentences listed for make locate, which reruns them layer by layer
 
 
 def torch_unpadded(options, weights, sentences, threads=None) -> list:
@@ -78,6 +79,20 @@ def _comparison(name, description, raw, gate) -> dict:
         "checks": checks,
         "passed": all(checks.values()),
     }
+
+
+def worst_sentences(raws: dict, lengths, count: int = WORST) -> list:
+    """The ``count`` sentences with the lowest token cosine against any reference, worst first."""
+    starts = np.cumsum([0] + list(lengths))[:-1]
+    worst = np.full(len(lengths), np.inf)
+    against = [""] * len(lengths)
+    for name, raw in raws.items():
+        per_sentence = np.minimum.reduceat(np.asarray(raw["token_cosine"], dtype=np.float64), starts)
+        for index in np.flatnonzero(per_sentence < worst):
+            worst[index], against[index] = per_sentence[index], name
+    order = np.argsort(worst, kind="stable")[:count]
+    return [{"index": int(i), "tokens": int(lengths[i]), "token_cosine_min": float(worst[i]), "reference": against[i]}
+            for i in order]
 
 
 def evaluate(args) -> tuple:
@@ -158,6 +173,7 @@ def evaluate(args) -> tuple:
         "gate": gate,
         "padding_max_abs": padding_max,
         "comparisons": comparisons,
+        "worst_sentences": worst_sentences(raws, lengths),
     }
     return report, raws
 

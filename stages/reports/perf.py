@@ -348,6 +348,31 @@ def add_gates(results: List[dict], variants: List[Variant], reports: List[str], 
         r["accuracy_gate"] = verdicts.get(str(Path(model).resolve()), "not judged")
 
 
+def locate_links(reports: List[str], report_dir) -> List[str]:
+    """For each flavour that failed the gate, a line linking its ``make locate`` report (current only:
+    not older than the verdict it explains), or the command that makes one."""
+    lines = []
+    for path in reports:
+        path = Path(path)
+        report = json.loads(path.read_text(encoding="utf-8"))
+        if report["passed"]:
+            continue
+        flavour = path.parent.name  # runs/<target>-<flavour>/accuracy.json, as make locate names its folder
+        located = Path(report_dir) / "locate" / flavour / "locate.json"
+        if located.is_file() and located.stat().st_mtime >= path.stat().st_mtime:
+            first = json.loads(located.read_text(encoding="utf-8")).get("first_below_gate")
+            found = f"first below the gate: {first['label']}" if first else "every layer passes on its sample"
+            lines.append(f"- {flavour} failed the accuracy gate; per-layer comparison "
+                         f"([locate/{flavour}/locate.md](locate/{flavour}/locate.md)): {found}.")
+        else:
+            setting = report.get("precision")
+            how = (f"PRECISION={setting}" if report["target"] == "cpu" else
+                   f"TARGET=ascend{' PRECISION_MODE=' + setting if setting else ''}")
+            lines.append(f"- {flavour} failed the accuracy gate; `make locate {how}` (same other settings) says "
+                         f"which layer loses accuracy.")
+    return lines
+
+
 def summarize_models(results: List[dict], variants: List[Variant], largest: int = 32) -> List[dict]:
     """Per judged model: batch 1 and its best batch <= ``largest``, as ratios to the
     baseline and the seed's graph at batch 1 (the figures the speed targets use)."""
@@ -403,7 +428,7 @@ def _target_timing(args, results) -> str:
             f"({tool.get('release', 'release unknown')}, version {tool.get('version') or 'not printed'})")
 
 
-def render_markdown(report: dict) -> str:
+def render_markdown(report: dict, failures: List[str] = ()) -> str:
     m = report["machine"]
     lines = [
         f"# Speed: {report['target']} target, WORD_LEN {report['word_len']}",
@@ -436,6 +461,8 @@ def render_markdown(report: dict) -> str:
             f"{m_['best_batch']} | {m_['best_sentences_per_s']:.1f} | {_ratio(m_['best_vs_baseline_batch1'])} | "
             f"{_ratio(m_['best_vs_seed_batch1'])} |"
         )
+    if failures:
+        lines += ["", *failures]
     lines += [
         "",
         "| variant | batch | sentences/s | x baseline (same batch) | x baseline batch 1 | x seed batch 1 | p50 ms "
@@ -575,7 +602,7 @@ def run(args) -> int:
     }
     out = Path(args.report_dir)
     plot(report, out / "perf.png")
-    write_text(out / "perf.md", render_markdown(report))
+    write_text(out / "perf.md", render_markdown(report, locate_links(args.accuracy_report or [], out)))
     write_json(out / "perf.json", report)
     for r in results:
         print(f"perf {r['variant']:<40} batch {r['batch']:>3}: {r['sentences_per_s']:8.2f} sentences/s "

@@ -71,3 +71,23 @@ def perf_entries(args, batches) -> list:
             "commands": result["commands"],
         })
     return entries
+
+
+def open_om_runner(om, devices, out_shape, name: str):
+    """A runner (``infer({"input": ids}) -> {"output": ...}``) for one .om on this host's DEVICES,
+    through ais_bench's Python API or its CLI, as ``embed`` runs its .om files; the .om's chip is
+    checked against the host's first, as ``make accuracy`` does."""
+    from pathlib import Path
+
+    from stages.backends.ascend.ais_bench import _check_host
+    from stages.backends.ascend.om_manifest import read_manifest
+    from stages.backends.ascend.session import DeviceWorkers, find_runtime, open_runner
+
+    om = Path(om)
+    manifest = read_manifest(om)
+    checked = _check_host(manifest, om, _devices(devices))
+    runtime = find_runtime()
+    workers = DeviceWorkers(checked) if runtime.way == "api" else None
+    runner = open_runner(runtime, om, manifest, devices=checked, out_shape=tuple(out_shape), name=name,
+                         workers=workers)
+    return runner, runtime.record()
