@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -187,10 +188,139 @@ def test_make_embed(tmp_path):
     text.write_text("the cat sat\n\n" + " ".join(["word"] * 20) + "\n", encoding="utf-8")
     out = tmp_path / "vectors.hdf5"
     done = make("embed", f"INPUT={text}", f"OUTPUT={out}", "LAYERS=top", *settings)
-    assert "buckets 8 16 32" in done.stdout  # covering the 20-token line
+    assert "buckets 8 16 24" in done.stdout  # covering the 20-token line
     with h5py.File(out, "r") as handle:
         assert handle["0"].shape == (3, 16) and handle["1"].shape == (0, 16) and handle["2"].shape == (20, 16)
     bad = make("embed", f"INPUT={tmp_path / 'nope.txt'}", f"OUTPUT={out}", *settings, check=False)
     assert bad.returncode != 0 and "INPUT=" in bad.stderr and "no such file" in bad.stderr
     bad = make("embed", f"INPUT={text}", f"OUTPUT={out}", "LAYERS=mix", *settings, check=False)
     assert bad.returncode != 0 and 'LAYERS="mix": use all, top or average' in bad.stderr
+
+
+# --- opening bucket models: lazily, in the background, the int8 batched form ----------------------
+
+class _FakeRunner:
+    """Deterministic stand-in for a bucket model: ``[B, 3, W, 4]`` from the char ids."""
+
+    def __init__(self, word_len):
+        self.word_len = word_len
+
+    def infer(self, inputs):
+        ids = inputs["input"]
+        assert ids.shape[1] == self.word_len
+        base = ids.astype(np.float32).sum(-1)[:, None, :, None]  # [B, 1, W, 1]
+        return {"output": base + np.arange(3, dtype=np.float32)[None, :, None, None]
+                + np.arange(4, dtype=np.float32)[None, None, None, :] / 8}
+
+
+def _fake_embed(text, out, buckets, opened, **kwargs):
+    import threading
+
+    from stages.tools.embed import embed_offline
+
+    def load_runners(subset):
+        opened.extend((b, threading.current_thread().name) for b in subset)
+        return {b: _FakeRunner(b) for b in subset}
+
+    models = {b: text.with_name(f"model-{b}") for b in buckets}
+    described = {str(b): {"path": str(p), "sha256": f"sha-{b}"} for b, p in models.items()}
+    return embed_offline(text, out, options=None, weights=None, models=models, long="fail", progress=False,
+                         weights_sha256="w" * 64, load_runners=load_runners, described=described, **kwargs)
+
+
+@pytest.mark.parametrize("prefetch", [False, True])
+def test_a_bucket_no_sentence_needs_never_opens(tmp_path, vocab, prefetch):
+    text = tmp_path / "in.txt"
+    _corpus(text, vocab, [3, 0, 20, 5, 7, 18], seed=1)
+    opened = []
+    manifest = _fake_embed(text, tmp_path / "o.hdf5", [8, 16, 24, 32], opened, prefetch=prefetch, batch=2)
+    assert sorted(b for b, _ in opened) == [8, 24]  # each once; 16 and 32 hold no sentence
+    assert sorted(manifest["seconds"]["models_opened"]) == ["24", "8"]
+    assert manifest["counts"] == {"8": 3, "16": 0, "24": 2, "32": 0, "long": 0, "empty": 1}
+    if prefetch:
+        assert all(name.startswith("embed-load") for _, name in opened)
+    else:
+        assert all(name == "MainThread" for _, name in opened)
+    with h5py.File(tmp_path / "o.hdf5", "r") as handle:
+        assert handle["2"].shape == (3, 20, 4) and handle["1"].shape == (3, 0, 4)
+
+
+def test_prefetch_gives_the_same_file_and_reports_a_failed_load(tmp_path, vocab):
+    from stages.common.errors import StageError
+    from stages.tools.embed import embed_offline
+
+    text = tmp_path / "in.txt"
+    rng = np.random.default_rng(3)
+    _corpus(text, vocab, list(rng.integers(0, 30, size=60)), seed=3)
+    for prefetch in (False, True):
+        _fake_embed(text, tmp_path / f"{prefetch}.hdf5", [8, 16, 32], [], prefetch=prefetch, batch=4, window=16)
+    with h5py.File(tmp_path / "False.hdf5", "r") as a, h5py.File(tmp_path / "True.hdf5", "r") as b:
+        assert sorted(a.keys()) == sorted(b.keys()) and len(a.keys()) == 61
+        for key in a:
+            assert np.array_equal(a[key][...], b[key][...]), key
+
+    def broken(subset):
+        if 16 in subset:
+            raise StageError("bucket 16: cannot load it")
+        return {b: _FakeRunner(b) for b in subset}
+
+    models = {b: tmp_path / f"model-{b}" for b in (8, 16, 32)}
+    with pytest.raises(StageError, match="bucket 16: cannot load it"):
+        embed_offline(text, tmp_path / "broken.hdf5", options=None, weights=None, models=models, long="fail",
+                      progress=False, weights_sha256="w" * 64, load_runners=broken, prefetch=True,
+                      described={str(b): {"sha256": str(b)} for b in models})
+    assert not (tmp_path / "broken.hdf5").exists()
+
+
+def test_killed_while_assembling_resumes_to_the_same_file(tmp_path, vocab, monkeypatch):
+    """The first shard becomes the output: a run killed after that recomputes its window."""
+    import h5py as h5
+
+    text = tmp_path / "in.txt"
+    rng = np.random.default_rng(7)
+    _corpus(text, vocab, list(rng.integers(0, 30, size=50)), seed=7)
+    _fake_embed(text, tmp_path / "clean.hdf5", [8, 16, 32], [], batch=4, window=16)
+
+    real_copy = h5.Group.copy
+
+    def dies(self, *args, **kwargs):
+        raise KeyboardInterrupt  # as a kill would stop it, mid-assembly
+
+    monkeypatch.setattr(h5.Group, "copy", dies)
+    with pytest.raises(KeyboardInterrupt):
+        _fake_embed(text, tmp_path / "out.hdf5", [8, 16, 32], [], batch=4, window=16)
+    monkeypatch.setattr(h5.Group, "copy", real_copy)
+    parts = tmp_path / ".out.hdf5.parts"
+    assert not (parts / "shard-000000.h5").exists() and (parts / "shard-000001.h5").exists()
+    manifest = _fake_embed(text, tmp_path / "out.hdf5", [8, 16, 32], [], batch=4, window=16)
+    assert manifest["resumed_sentences"] == 50 - 16
+    with h5py.File(tmp_path / "clean.hdf5", "r") as a, h5py.File(tmp_path / "out.hdf5", "r") as b:
+        assert sorted(a.keys()) == sorted(b.keys())
+        for key in a:
+            assert np.array_equal(a[key][...], b[key][...]), key
+        assert json.loads(a["sentence_to_index"][0]) == json.loads(b["sentence_to_index"][0])
+    assert not parts.exists()
+
+
+def test_int8_batched_form_is_the_judged_models_batched_branch(tmp_path, fixture_args, bilm_fixture, vocab, models):
+    """embed loads the int8 model's batched branch alone: same outputs as the full model at batch > 1."""
+    import onnxruntime as ort
+
+    from stages.common.hashing import sha256_file
+    from stages.elmo.charids import batch_ids
+    from stages.tools.embed_models import bucket_models
+
+    options, weights = bilm_fixture / "options.json", bilm_fixture / "lm_weights.hdf5"
+    (batched,) = bucket_models(options, weights, [8], models, "int8").values()
+    full = batched.with_name("elmo_w8_layers_int8.ort.onnx")
+    assert batched.name == "elmo_w8_layers_int8_batched.ort.onnx" and full.is_file()
+    record = json.loads(Path(str(batched) + ".json").read_text())
+    assert record["derived_from_sha256"] == sha256_file(full) and record["sha256"] == sha256_file(batched)
+    sentences = [list(vocab[:n]) for n in (3, 8, 5)]
+    ids = batch_ids(sentences, word_len=8)
+    options_ = ort.SessionOptions()
+    options_.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    outputs = [ort.InferenceSession(str(p), options_, providers=["CPUExecutionProvider"]).run(None, {"input": ids})[0]
+               for p in (full, batched)]
+    assert np.array_equal(outputs[0], outputs[1])
+    assert bucket_models(options, weights, [8], models, "int8")[8] == batched  # cached: not cut again

@@ -13,17 +13,24 @@ Two engines:
   bucket (``embed_models``). Lines are read in windows, sorted by length within
   a window so batches waste little padding, run at the largest batch that fits,
   and each window is written as a shard; a killed run resumes from the shards
-  already written and the final file is assembled under a temporary name.
-  Sentences longer than the largest bucket go to the PyTorch module (exact,
-  slow) or are refused (``--long fail``). A manifest ``OUTPUT.json`` records
-  the counts, padding efficiency and rates.
+  already written and the final file is assembled under a temporary name
+  (the first shard becomes it, the others' datasets are copied in). A
+  bucket's model is opened when its first batch is due: one no sentence
+  needs is never opened. Sentences longer than the largest bucket go to the
+  PyTorch module (exact, slow) or are refused (``--long fail``). A manifest ``OUTPUT.json`` records
+  the counts, padding efficiency, rates and where the time went (opening
+  models, inference, writing shards, assembling; building models on a first
+  run apart from the end-to-end time).
 - otherwise the PyTorch module in batches (``--stateful``: bilm-tf's streaming).
 """
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Dict, Iterator, List, Tuple
 
@@ -96,31 +103,95 @@ def select(layers: np.ndarray, mode: str, mix=None) -> np.ndarray:
     return (layers * weights[:, None, None]).sum(axis=0) * gamma
 
 
+class LazyRunners(Mapping):
+    """``{bucket: runner}`` whose runners are opened through ``load_runners({bucket: model})`` when
+    first used, so a bucket no sentence needs never loads. With ``prefetch`` a background thread
+    opens the buckets ``want`` names, in that order, while earlier buckets run (ONNX Runtime lets
+    go of the GIL while it loads a session). ``load_seconds`` is each bucket's opening time;
+    ``wait_seconds`` the time the caller spent waiting for one."""
+
+    def __init__(self, models: Dict[int, Path], load_runners, prefetch: bool = False):
+        self.models = dict(sorted(models.items()))
+        self._load = load_runners
+        self._ready: Dict[int, object] = {}
+        self._pending: dict = {}
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embed-load") if prefetch else None
+        self.load_seconds: Dict[int, float] = {}
+        self.wait_seconds = 0.0
+
+    def __iter__(self):
+        return iter(self.models)
+
+    def __len__(self) -> int:
+        return len(self.models)
+
+    def __contains__(self, bucket) -> bool:
+        return bucket in self.models
+
+    def _open(self, bucket: int):
+        started = time.perf_counter()
+        runner = self._load({bucket: self.models[bucket]})[bucket]
+        self.load_seconds[bucket] = time.perf_counter() - started
+        return runner
+
+    def want(self, buckets) -> None:
+        """Start opening these buckets' models in the background (no-op without ``prefetch``)."""
+        if self._pool is None:
+            return
+        for bucket in buckets:
+            if bucket in self.models and bucket not in self._ready and bucket not in self._pending:
+                self._pending[bucket] = self._pool.submit(self._open, bucket)
+
+    def __getitem__(self, bucket: int):
+        if bucket not in self._ready:
+            if bucket not in self.models:
+                raise KeyError(bucket)
+            started = time.perf_counter()
+            pending = self._pending.pop(bucket, None)
+            self._ready[bucket] = pending.result() if pending is not None else self._open(bucket)
+            self.wait_seconds += time.perf_counter() - started
+        return self._ready[bucket]
+
+    def close(self) -> None:
+        if self._pool is not None:
+            for pending in self._pending.values():
+                pending.cancel()
+            self._pool.shutdown(wait=True)
+            self._pool = None
+
+
 class Streamer:
     """Runs windows of sentences through the bucket models; PyTorch for sentences longer than all buckets."""
 
-    def __init__(self, runners: Dict[int, object], batch: int, options, weights, long: str, threads):
-        self.runners = dict(sorted(runners.items()))
-        self.buckets = list(self.runners)
+    def __init__(self, runners: Mapping, batch: int, options, weights, long: str, threads):
+        self.runners = runners  # a dict, or LazyRunners: a runner is only asked for when a batch needs it
+        self.buckets = sorted(runners)
         self.batch = batch
         self.options, self.weights, self.long, self.threads = options, weights, long, threads
         self._torch = None
         self.counts = {str(b): 0 for b in self.buckets}
         self.counts.update(long=0, empty=0)
         self.real_tokens = self.computed_tokens = 0
-        self.infer_seconds = 0.0
+        self.infer_seconds = self.torch_load_seconds = 0.0
+
+    def _torch_model(self):
+        if self._torch is None:
+            import torch
+
+            from stages.elmo.model import load_elmo
+
+            started = time.perf_counter()
+            if self.threads:
+                torch.set_num_threads(self.threads)
+            self._torch = load_elmo(self.options, self.weights)
+            self.torch_load_seconds = time.perf_counter() - started
+        return self._torch
 
     def _torch_layers(self, tokens: List[str]) -> np.ndarray:
         import torch
 
-        if self._torch is None:
-            from stages.elmo.model import load_elmo
-
-            if self.threads:
-                torch.set_num_threads(self.threads)
-            self._torch = load_elmo(self.options, self.weights)
         with torch.no_grad():
-            layers, _, _ = self._torch.layers(torch.from_numpy(batch_ids([tokens])))
+            layers, _, _ = self._torch_model().layers(torch.from_numpy(batch_ids([tokens])))
         return torch.stack(layers, dim=1).numpy()[0]
 
     def window(self, start: int, sentences: List[List[str]]) -> Dict[int, np.ndarray]:
@@ -139,6 +210,7 @@ class Streamer:
                     raise StageError(f"line {start + offset + 1}: {n} tokens, more than the largest bucket "
                                      f"({self.buckets[-1]}); add a larger bucket to WORD_LEN or use LONG=torch")
                 self.counts["long"] += 1
+                self._torch_model()
                 started = time.perf_counter()
                 out[start + offset] = self._torch_layers(sentences[offset])
                 self.infer_seconds += time.perf_counter() - started
@@ -146,13 +218,16 @@ class Streamer:
                 self.computed_tokens += n
                 continue
             groups[bucket].append(offset)
+        if hasattr(self.runners, "want"):
+            self.runners.want([b for b, offsets in groups.items() if offsets])
         for bucket, offsets in groups.items():
             self.counts[str(bucket)] += len(offsets)
             for first in range(0, len(offsets), self.batch):
                 chunk = offsets[first:first + self.batch]
                 ids = batch_ids([sentences[k] for k in chunk], word_len=bucket)
+                runner = self.runners[bucket]  # opened (or waited for) outside the inference time
                 started = time.perf_counter()
-                layers = self.runners[bucket].infer({"input": ids})["output"]  # [B, L, W, D]
+                layers = runner.infer({"input": ids})["output"]  # [B, L, W, D]
                 self.infer_seconds += time.perf_counter() - started
                 for row, k in enumerate(chunk):
                     n = len(sentences[k])
@@ -178,12 +253,20 @@ def _write_shard(path: Path, vectors: Dict[int, np.ndarray], sentences, start: i
 def embed_offline(input_path, output_path, *, options, weights, models: Dict[int, Path], mode: str = "all",
                   batch: int = 32, long: str = "torch", threads=None, labels=None, progress=True,
                   window: int = WINDOW, scanned=None, weights_sha256: str = "", target: str = "cpu",
-                  load_runners=None, described=None) -> dict:
+                  load_runners=None, described=None, prefetch: bool = False, started=None,
+                  build_seconds: float = 0.0) -> dict:
     """Stream ``input_path`` through the bucket ``models``; write ``output_path`` and its manifest.
 
     ``load_runners(models) -> {bucket: runner}`` gives the target's runners (default: ONNX Runtime
-    on the cpu); ``described`` is each model's record (default: read from the cpu model manifests).
-    ``scanned`` (``scan``'s result) and ``weights_sha256`` spare a caller who has them a second pass."""
+    on the cpu); it is called per bucket (``{bucket: model}``) when that bucket's first batch is
+    due, or with ``prefetch`` from a background thread as soon as a window shows the bucket is
+    needed. Prefetch pays where inference leaves the CPU idle; on the cpu target it does not
+    (2 cores, ONNX Runtime on both: the loads slowed inference about as much as they saved), so
+    it is off unless asked for. ``described`` is each model's record (default: read from the cpu model
+    manifests). ``scanned`` (``scan``'s result) and ``weights_sha256`` spare a caller who has them
+    a second pass. ``started`` (a ``time.perf_counter()`` reading) is when the user's wait began,
+    if before this call; ``build_seconds`` of it went into building models, reported apart from
+    the end-to-end time."""
     import h5py
     from tqdm import tqdm
 
@@ -192,7 +275,7 @@ def embed_offline(input_path, output_path, *, options, weights, models: Dict[int
     if long not in ("torch", "fail"):
         raise StageError(f"LONG={long}: use torch (embed with the PyTorch module) or fail")
     input_path, output_path = Path(input_path), Path(output_path)
-    started = time.perf_counter()
+    started = time.perf_counter() if started is None else started
     lines, _, bad = scanned or scan(input_path)
     if bad:
         raise _bad_lines(input_path, bad)
@@ -215,54 +298,70 @@ def embed_offline(input_path, output_path, *, options, weights, models: Dict[int
         parts.mkdir(parents=True)
         write_json(recorded, settings)
 
-    runners = (load_runners or (lambda paths: load_cpu_runners(paths, threads)))(models)
+    runners = LazyRunners(models, load_runners or (lambda paths: load_cpu_runners(paths, threads)), prefetch)
     streamer = Streamer(runners, batch, options, weights, long, threads)
     n_layers = dim = None
     resumed = 0
+    writing = 0.0
     bar = tqdm(total=lines, unit="sent", desc="embed", disable=None if progress else True)
-    for start, sentences in _windows(input_path, window):
-        shard = parts / f"shard-{start // window:06d}.h5"
-        if shard.is_file():
-            resumed += len(sentences)
+    try:
+        for start, sentences in _windows(input_path, window):
+            shard = parts / _shard_name(start, window)
+            if shard.is_file():
+                resumed += len(sentences)
+                bar.update(len(sentences))
+                continue
+            vectors = streamer.window(start, sentences)
+            if vectors and n_layers is None:
+                sample = next(iter(vectors.values()))
+                n_layers, dim = sample.shape[0], sample.shape[-1]
+            if n_layers is None:
+                n_layers, dim = _shape_of(runners)
+            write_started = time.perf_counter()
+            _write_shard(shard, vectors, sentences, start, mode, dim, n_layers)
+            writing += time.perf_counter() - write_started
             bar.update(len(sentences))
-            continue
-        vectors = streamer.window(start, sentences)
-        if vectors and n_layers is None:
-            sample = next(iter(vectors.values()))
-            n_layers, dim = sample.shape[0], sample.shape[-1]
-        if n_layers is None:
-            n_layers, dim = _shape_of(runners)
-        _write_shard(shard, vectors, sentences, start, mode, dim, n_layers)
-        bar.update(len(sentences))
-        seconds = time.perf_counter() - started
-        bar.set_postfix(tokens_per_s=f"{streamer.real_tokens / max(seconds, 1e-9):.0f}")
-    bar.close()
+            seconds = time.perf_counter() - started - build_seconds
+            bar.set_postfix(tokens_per_s=f"{streamer.real_tokens / max(seconds, 1e-9):.0f}")
+    finally:
+        runners.close()
+        bar.close()
 
+    assembling = time.perf_counter()
     remove_orphans(output_path)
     index = {}
-    with atomic_path(output_path) as tmp, h5py.File(tmp, "w") as out:
-        for start, sentences in _windows(input_path, window):
-            with h5py.File(parts / f"shard-{start // window:06d}.h5", "r") as shard:
+    with atomic_path(output_path) as tmp:
+        first = parts / _shard_name(0, window)
+        if first.is_file():
+            # The first window's shard becomes the output; a run killed from here on recomputes it.
+            os.replace(first, tmp)
+        with h5py.File(tmp, "a" if tmp.is_file() else "w") as out:
+            for start, sentences in _windows(input_path, window):
+                if start:
+                    with h5py.File(parts / _shard_name(start, window), "r") as shard:
+                        for offset in range(len(sentences)):
+                            name = str(start + offset)
+                            shard.copy(shard[name], out, name=name)
                 for offset, tokens in enumerate(sentences):
-                    name = str(start + offset)
-                    out.create_dataset(name, data=shard[name][...])
                     index.setdefault(" ".join(tokens), start + offset)
-        out.create_dataset("sentence_to_index", data=np.array([json.dumps(index)], dtype=h5py.string_dtype()))
-        out.attrs["weights_sha256"] = settings["weights_sha256"]
-        out.attrs["models"] = json.dumps(described)
-        out.attrs["target"] = target
-        out.attrs["layers"] = mode
-        for key, value in (labels or {}).items():
-            out.attrs[key] = value
-    total = time.perf_counter() - started
+            out.create_dataset("sentence_to_index", data=np.array([json.dumps(index)], dtype=h5py.string_dtype()))
+            out.attrs["weights_sha256"] = settings["weights_sha256"]
+            out.attrs["models"] = json.dumps(described)
+            out.attrs["target"] = target
+            out.attrs["layers"] = mode
+            for key, value in (labels or {}).items():
+                out.attrs[key] = value
     shutil.rmtree(str(parts), ignore_errors=True)
+    output_sha = sha256_file(output_path)
+    assembling = time.perf_counter() - assembling
+    total = time.perf_counter() - started - build_seconds
     computed = max(streamer.computed_tokens, 1)
     manifest = {
         "schema": MANIFEST_SCHEMA,
         "input": str(input_path),
         "input_sha256": input_sha,
         "output": str(output_path),
-        "output_sha256": sha256_file(output_path),
+        "output_sha256": output_sha,
         "layers": mode,
         "target": target,
         "models": described,
@@ -272,7 +371,12 @@ def embed_offline(input_path, output_path, *, options, weights, models: Dict[int
         "counts": streamer.counts,
         "resumed_sentences": resumed,
         "padding_efficiency": streamer.real_tokens / computed,
-        "seconds": {"end_to_end": total, "inference": streamer.infer_seconds},
+        # end_to_end: everything the user waits for once the models exist (hashing, reading, opening
+        # the models, inference, writing, assembling); building models on a first run is apart.
+        "seconds": {"end_to_end": total, "inference": streamer.infer_seconds,
+                    "models_opened": {str(b): round(s, 3) for b, s in sorted(runners.load_seconds.items())},
+                    "waiting_for_models": runners.wait_seconds, "pytorch_load": streamer.torch_load_seconds,
+                    "writing_shards": writing, "assembling": assembling, "building_models": build_seconds},
         # Rates over this run's work (a resumed run counts only what it computed).
         "sentences_per_s": {"end_to_end": (lines - resumed) / total if total else None,
                             "inference": (lines - resumed - streamer.counts["empty"]) / streamer.infer_seconds
@@ -285,11 +389,15 @@ def embed_offline(input_path, output_path, *, options, weights, models: Dict[int
     return manifest
 
 
+def _shard_name(start: int, window: int) -> str:
+    return f"shard-{start // window:06d}.h5"
+
+
 def _shape_of(runners) -> Tuple[int, int]:
     """(layers, D) from a one-sentence run: for a window of empty lines only."""
-    bucket, runner = next(iter(runners.items()))
+    bucket = min(runners)
     ids = batch_ids([["a"]], word_len=bucket)
-    out = runner.infer({"input": ids})["output"]
+    out = runners[bucket].infer({"input": ids})["output"]
     return out.shape[1], out.shape[-1]
 
 
@@ -368,6 +476,7 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
+    started = time.perf_counter()
     labels = {}
     if args.source:
         from stages.sources.weights import load_source
@@ -394,6 +503,7 @@ def run(args) -> int:
     buckets = parse_buckets(args.buckets, scanned[1])
     weights_sha256 = sha256_file(weights)
     described = load_runners = None
+    building = time.perf_counter()
     if args.target == "ascend":
         from stages.tools.embed_ascend import ascend_bucket_models
 
@@ -406,10 +516,12 @@ def run(args) -> int:
     else:
         models = bucket_models(options, weights, buckets, args.models_dir, args.precision, weights_sha256)
         labels["precision"] = args.precision
+    building = time.perf_counter() - building
     manifest = embed_offline(args.input_file, args.output_file, options=options, weights=weights, models=models,
                              mode=args.mode, batch=args.batch_size, long=args.long, threads=args.threads or None,
                              labels=labels, window=args.window, scanned=scanned, weights_sha256=weights_sha256,
-                             target=args.target, load_runners=load_runners, described=described)
+                             target=args.target, load_runners=load_runners, described=described,
+                             started=started, build_seconds=building)
     rates = manifest["tokens_per_s"]
     print(f"embedded {manifest['lines']} lines into {args.output_file} ({args.mode}, buckets "
           f"{' '.join(map(str, manifest['buckets']))}, {args.target} {labels['precision']}): counts {manifest['counts']}, padding "

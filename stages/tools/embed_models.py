@@ -5,6 +5,22 @@ fixed WORD_LEN, exported, simplified and compiled for the cpu target at the
 chosen precision by the same stages ``make om`` uses. They are cached under
 ``<models dir>/<weights sha256[:12]>/``, so a second run (or a resumed one)
 loads them instead of building them again.
+
+What loading costs, and why the choices below (full-size model, 2 AVX2 cores):
+the LSTMs are unrolled over WORD_LEN steps, and ONNX Runtime pre-packs a
+weight once per node that reads it, so opening a bucket's session costs time
+in proportion to its WORD_LEN (the 64-token int8 model: ~5 s, fp32: ~19 s,
+against ~0.4 s for one batch of 32 short sentences).
+
+- The ladder of automatic buckets steps by about 1.5 (8 16 24 32 48 64 96 128):
+  padding stays near 80% without opening many wide sessions.
+- The int8 model holds two forms behind an ``If`` on the batch size
+  (``stages.graph.quantize``); embed runs batches, so it loads the batched form
+  alone (``*_batched.ort.onnx``, cut from the judged model, same nodes and
+  weights: bit-identical outputs at batch > 1; a lone sentence runs through it
+  too). That halves the int8 load.
+- glibc hands each pre-packed copy back to the kernel and faults fresh pages
+  for the next; ``load_cpu_runners`` lets the heap keep them (fp32: ~30% less).
 """
 from __future__ import annotations
 
@@ -15,7 +31,8 @@ from typing import Dict, List
 from stages.common.errors import StageError
 from stages.common.hashing import sha256_file
 
-LADDER = (8, 16, 32, 64, 128)
+LADDER = (8, 16, 24, 32, 48, 64, 96, 128)
+BATCHED_SUFFIX = "_batched.ort.onnx"
 
 
 def auto_buckets(longest: int) -> List[int]:
@@ -43,7 +60,8 @@ def parse_buckets(text: str, longest: int) -> List[int]:
 def bucket_models(options, weights, buckets: List[int], models_dir, precision: str,
                   weights_sha256: str = "") -> Dict[int, Path]:
     """``{word_len: offline model}``, building the ones not cached yet. Each model's manifest beside it
-    also records the model's own sha256, so a run does not hash the cached models again."""
+    also records the model's own sha256, so a run does not hash the cached models again. For int8
+    the model given is its batched form (``batched_form``) where the compiled model has one."""
     from stages.backends.compile import compile_cpu
     from stages.common.atomic import write_json
     from stages.graph.export import export_native
@@ -62,8 +80,67 @@ def bucket_models(options, weights, buckets: List[int], models_dir, precision: s
                 raw.unlink()
             info = compile_cpu(sim, model, precision=precision)
             write_json(str(model) + ".json", dict(info, sha256=sha256_file(model)))
-        models[word_len] = model
+        models[word_len] = batched_form(model) if precision == "int8" else model
     return models
+
+
+def _dispatch_if(model):
+    """The ``If`` that picks the batch-1 or the batched int8 form, when ``model`` is built that way."""
+    nodes = list(model.graph.node)
+    if [n.op_type for n in nodes] != ["Shape", "Gather", "Equal", "If"] or list(nodes[-1].output) != ["output"]:
+        return None
+    branches = {a.name: a.g for a in nodes[-1].attribute}
+    return branches if set(branches) == {"then_branch", "else_branch"} else None
+
+
+def batched_form(model_path) -> Path:
+    """The int8 model's batched (``else``) branch as a model of its own, cached beside it; the model
+    itself when it has no batch dispatch. Its manifest copies the compiled model's and names the
+    model (and sha256) it was cut from."""
+    import onnx
+    from onnx import helper
+
+    from stages.common.atomic import atomic_path, write_json
+
+    model_path = Path(model_path)
+    out = model_path.with_name(model_path.name[: -len(".ort.onnx")] + BATCHED_SUFFIX)
+    record = Path(str(out) + ".json")
+    source = json.loads(Path(str(model_path) + ".json").read_text(encoding="utf-8"))
+    source_sha = source.get("sha256") or sha256_file(model_path)
+    try:
+        known = json.loads(record.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        known = {}
+    if known.get("derived_from_sha256") == source_sha:
+        if known.get("no_dispatch"):
+            return model_path
+        if out.is_file():
+            return out
+    model = onnx.load(str(model_path))
+    branches = _dispatch_if(model)
+    if branches is None:  # remembered, so later runs do not parse the model again
+        write_json(record, {"no_dispatch": True, "derived_from": str(model_path), "derived_from_sha256": source_sha})
+        return model_path
+    branch = branches["else_branch"]
+    (result,) = [o.name for o in branch.output]
+    nodes = list(branch.node)
+    for node in nodes:
+        node.input[:] = ["output" if name == result else name for name in node.input]
+        node.output[:] = ["output" if name == result else name for name in node.output]
+    graph = helper.make_graph(nodes, branch.name or "batched", list(model.graph.input), list(model.graph.output),
+                              list(branch.initializer))
+    graph.value_info.extend(v for v in branch.value_info if v.name != result)
+    batched = helper.make_model(graph, opset_imports=list(model.opset_import), producer_name=model.producer_name)
+    batched.ir_version = model.ir_version
+    del model
+    with atomic_path(out) as tmp:
+        onnx.save(batched, str(tmp))
+    form = str(source.get("weights_form") or "")
+    form = form.split("larger batches:", 1)[-1].strip() if "larger batches:" in form else form
+    write_json(record, dict(source, path=str(out), sha256=sha256_file(out),
+                            weights_form=f"{form} (the int8 model's batched form, for every batch size)",
+                            derived_from=str(model_path), derived_from_sha256=source_sha))
+    return out
 
 
 def describe_models(models: Dict[int, Path]) -> dict:
@@ -75,8 +152,31 @@ def describe_models(models: Dict[int, Path]) -> dict:
     return out
 
 
+_HEAP_KEPT = False
+
+
+def keep_freed_memory() -> None:
+    """Let glibc's heap keep large freed blocks (mmap threshold 1 GiB, no trimming) instead of
+    returning them to the kernel: ONNX Runtime allocates and frees one pre-packed copy of a
+    weight per node while a session loads, and each fresh mmap faults in zeroed pages. No-op
+    where the C library is not glibc."""
+    global _HEAP_KEPT
+    if _HEAP_KEPT:
+        return
+    _HEAP_KEPT = True
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(-3, 1 << 30)  # M_MMAP_THRESHOLD
+        libc.mallopt(-1, (1 << 31) - 1)  # M_TRIM_THRESHOLD
+    except (OSError, AttributeError):
+        pass
+
+
 def load_cpu_runners(models: Dict[int, Path], threads=None) -> dict:
     """``{word_len: OrtRunner}`` for the cpu bucket models."""
     from stages.backends.runners import OrtRunner
 
+    keep_freed_memory()
     return {b: OrtRunner.load(path, threads=threads, optimize=False, name=f"bucket {b}") for b, path in models.items()}
