@@ -48,21 +48,15 @@ def _bucket_om(options, weights, folder: Path, word_len: int, batches: List[int]
     from stages.backends.ascend.om_manifest import manifest_path
     from stages.backends.ascend.target import compile_ascend
     from stages.common.atomic import write_json
-    from stages.graph.export import export_native
-    from stages.graph.simplify import simplify
+    from stages.tools.embed_models import layers_graph
 
     tag = "b" + "-".join(map(str, batches)) + (f"_{precision_mode}" if precision_mode else "")
     om = folder / f"elmo_w{word_len}_layers_{tag}.om"
     manifest = _cached(om, soc, batches, precision_mode)
     if manifest is not None:
         return om, manifest
-    shape = "b1" if batches == [1] else "dyn"
-    sim = folder / f"elmo_w{word_len}_layers_{shape}_sim.onnx"
-    if not sim.is_file():
-        raw = folder / f"elmo_w{word_len}_layers_{shape}.onnx"
-        export_native(options, weights, raw, batch=1, word_len=word_len, dynamic_batch=shape == "dyn", layers=True)
-        simplify(raw, sim)
-        raw.unlink()
+    # atc wants static shapes where batch 1 is all the om serves.
+    sim = layers_graph(options, weights, folder, word_len, dynamic_batch=batches != [1])
     manifest = compile_ascend(SimpleNamespace(model=str(sim), out=str(om), batch=" ".join(map(str, batches)),
                                               word_len=word_len, soc_version=soc, precision_mode=precision_mode))
     manifest = dict(manifest, sha256=sha256_file(om))
@@ -92,9 +86,7 @@ def ascend_bucket_models(options, weights, buckets: List[int], models_dir, *, we
     ``load_runners(subset)`` opens the runners of those buckets (each once: later calls reuse them).
     Devices, chip and the way to run (API or CLI) are settled before anything is built, so a host
     that cannot run the .om files fails before minutes of export and compile."""
-    from stages.backends.ascend.om_manifest import read_manifest
-    from stages.backends.ascend.session import DeviceWorkers, find_runtime, open_runner
-    from stages.elmo.elmo_options import load_options
+    from stages.backends.ascend.session import find_runtime
 
     batches = sorted({int(b) for b in om_batches})
     if not batches or batches[0] < 1:
@@ -112,6 +104,17 @@ def ascend_bucket_models(options, weights, buckets: List[int], models_dir, *, we
             "batch_sizes": manifest["batch_sizes"], "precision_mode": manifest.get("precision_mode"),
             "atc_version": manifest.get("atc_version"), **runtime.record(), "devices": devices,
         }
+    return models, described, om_loader(options, devices, runtime)
+
+
+def om_loader(options, devices: List[int], runtime=None):
+    """``load_runners(subset) -> {word_len: runner}`` over these .om files on ``devices``: each bucket
+    opened once (later calls reuse it). ``runtime``: ``session.find_runtime()`` unless given."""
+    from stages.backends.ascend.om_manifest import read_manifest
+    from stages.backends.ascend.session import DeviceWorkers, find_runtime, open_runner
+    from stages.elmo.elmo_options import load_options
+
+    runtime = runtime or find_runtime()
     elmo = load_options(options)
     layers, dim = elmo.n_layers + 1, elmo.output_dim
     runners: dict = {}
@@ -127,4 +130,4 @@ def ascend_bucket_models(options, weights, buckets: List[int], models_dir, *, we
                                                 workers=workers[0] if workers else None)
         return {word_len: runners[word_len] for word_len in subset}
 
-    return models, described, load_runners
+    return load_runners

@@ -57,6 +57,22 @@ def parse_buckets(text: str, longest: int) -> List[int]:
     return sizes
 
 
+def layers_graph(options, weights, folder, word_len: int, *, dynamic_batch: bool) -> Path:
+    """The simplified all-layers graph (``[B, layers, W, D]``) at ``word_len``, exported unless
+    ``folder`` has it: what every target's bucket model is compiled from."""
+    from stages.graph.export import export_native
+    from stages.graph.simplify import simplify
+
+    shape = "dyn" if dynamic_batch else "b1"
+    sim = Path(folder) / f"elmo_w{word_len}_layers_{shape}_sim.onnx"
+    if not sim.is_file():
+        raw = Path(folder) / f"elmo_w{word_len}_layers_{shape}.onnx"
+        export_native(options, weights, raw, batch=1, word_len=word_len, dynamic_batch=dynamic_batch, layers=True)
+        simplify(raw, sim)
+        raw.unlink()
+    return sim
+
+
 def bucket_models(options, weights, buckets: List[int], models_dir, precision: str,
                   weights_sha256: str = "") -> Dict[int, Path]:
     """``{word_len: offline model}``, building the ones not cached yet. Each model's manifest beside it
@@ -64,20 +80,13 @@ def bucket_models(options, weights, buckets: List[int], models_dir, precision: s
     the model given is its batched form (``batched_form``) where the compiled model has one."""
     from stages.backends.compile import compile_cpu
     from stages.common.atomic import write_json
-    from stages.graph.export import export_native
-    from stages.graph.simplify import simplify
 
     folder = Path(models_dir) / (weights_sha256 or sha256_file(weights))[:12]
     models = {}
     for word_len in buckets:
         model = folder / f"elmo_w{word_len}_layers_{precision}.ort.onnx"
         if not (model.is_file() and Path(str(model) + ".json").is_file()):
-            raw = folder / f"elmo_w{word_len}_layers.onnx"
-            sim = folder / f"elmo_w{word_len}_layers_sim.onnx"
-            if not sim.is_file():
-                export_native(options, weights, raw, batch=1, word_len=word_len, dynamic_batch=True, layers=True)
-                simplify(raw, sim)
-                raw.unlink()
+            sim = layers_graph(options, weights, folder, word_len, dynamic_batch=True)
             info = compile_cpu(sim, model, precision=precision)
             write_json(str(model) + ".json", dict(info, sha256=sha256_file(model)))
         models[word_len] = batched_form(model) if precision == "int8" else model
