@@ -49,9 +49,15 @@ THREADS ?= 0
 PERF_SECONDS ?= 3
 ## PERF_TORCH  1: also time PyTorch eager in make perf; 0: skip it
 PERF_TORCH ?= 1
+## PERF_PEERS  other CPU runtimes make perf times and judges beside the project's models: openvino | none
+##             (auto: openvino where the host .venv has it, else none)
+PERF_PEERS ?= auto
 ## SENTENCE_COS_MIN, TOKEN_COS_MIN   the accuracy gate
 SENTENCE_COS_MIN ?= 0.99
 TOKEN_COS_MIN ?= 0.99
+## ACCURACY_SAMPLE  make accuracy: judge a stratified sample of N sentences per bucket (every length,
+##             the same sample each run; reports say SAMPLE); empty: every sentence (the full proof)
+ACCURACY_SAMPLE ?=
 ## SOC_VERSION     ascend: overrides npu-smi detection (e.g. Ascend310P3)
 SOC_VERSION ?=
 ## PRECISION_MODE  ascend: atc --precision_mode (empty: atc's default, force_fp16 on 310P)
@@ -65,6 +71,14 @@ OUTPUT ?=
 LAYERS ?= all
 ## LONG        make embed: sentences longer than the largest bucket: torch (PyTorch module, exact) | fail
 LONG ?= torch
+## RAY_ADDRESS make embed: the Ray cluster's head <host>:<port> (Ray's own variable); the windows run on its
+##             actors, one per NPU (ascend) or per THREADS CPUs (cpu); unset: on this host
+RAY_ADDRESS ?=
+## EMBED_SHARED_DIR  make embed with RAY_ADDRESS: a folder every node reaches at the same path (NFS or
+##             similar) for the shards and the models (default: OUTPUT's folder)
+EMBED_SHARED_DIR ?=
+## EMBED_WINDOW  make embed: lines sorted together and written as one resumable shard (a Ray block)
+EMBED_WINDOW ?= 2048
 ## PYTHON      interpreter that creates .venv
 PYTHON ?= python3
 
@@ -174,6 +188,15 @@ LOCATE_DIR := $(REPORTS)/locate/$(TARGET)-$(RUN_FLAVOUR)
 LOCATE_JSON := $(LOCATE_DIR)/locate.json
 ACCURACY_JSON := $(REPORTS)/accuracy.json
 PERF_JSON := $(REPORTS)/perf.json
+# make perf's peers (stages/backends/openvino/): auto is openvino where the host .venv imports it;
+# the NNCF int8-weights IR is built once, like an offline model, and perf loads it.
+ifeq ($(PERF_PEERS),auto)
+PEERS := $(if $(and $(filter host,$(RUNNER)),$(filter accuracy perf all locate,$(MAKECMDGOALS))),$(shell $(PY) -c \
+  'import importlib.util as u, sys; sys.exit(u.find_spec("openvino") is None)' >/dev/null 2>&1 && echo openvino))
+else
+PEERS := $(filter openvino,$(PERF_PEERS))
+endif
+OV_INT8 := $(ARTIFACTS)/om/openvino/$(WEIGHTS_TAG)/elmo_w$(WORD_LEN_TAG)_$(EXPORT_SHAPE)_nncf-int8.ov/model.xml
 
 # ---- the user's settings, checked before any stage runs ----------------------
 # A value a stage would refuse after minutes of export and compile is refused
@@ -195,6 +218,7 @@ $(if $(filter embed,$(MAKECMDGOALS)),$(if $(INPUT),$(if $(shell [ -f '$(INPUT)' 
 $(if $(filter embed,$(MAKECMDGOALS)),$(if $(filter %.hdf5 %.h5,$(OUTPUT)),,$(error OUTPUT="$(OUTPUT)": give the .hdf5 file to write, e.g. OUTPUT=vectors.hdf5)))
 $(if $(filter embed,$(MAKECMDGOALS)),$(if $(filter all top average,$(LAYERS)),,$(error LAYERS="$(LAYERS)": use all, top or average)))
 $(if $(filter embed,$(MAKECMDGOALS)),$(if $(filter torch fail,$(LONG)),,$(error LONG="$(LONG)": use torch or fail)))
+$(if $(filter embed,$(MAKECMDGOALS)),$(if $(call matches,$(EMBED_WINDOW),$(POSITIVE)),,$(error EMBED_WINDOW="$(EMBED_WINDOW)": give a number of lines >= 1, e.g. EMBED_WINDOW=2048)))
 $(if $(BATCHES),,$(error BATCH is empty: give one or more batch sizes, e.g. BATCH="1 4 8"))
 $(foreach b,$(BATCHES),$(if $(call matches,$(b),$(POSITIVE)),,$(error BATCH="$(BATCH)": "$(b)" is not a batch size; give whole numbers >= 1, e.g. BATCH="1 4 8")))
 $(if $(filter fp32 int8,$(PRECISION)),,$(error PRECISION="$(PRECISION)": use fp32 or int8))
@@ -204,7 +228,10 @@ $(if $(filter auto heldout sample,$(DATASET)),,$(error DATASET="$(DATASET)": use
 $(if $(call matches,$(FILE_NUM),$(POSITIVE)),,$(error FILE_NUM="$(FILE_NUM)": give how many held-out files to read, 1 to 50))
 $(if $(call matches,$(THREADS),$(UINT)),,$(error THREADS="$(THREADS)": give a whole number (0: all cores)))
 $(if $(call matches,$(PERF_SECONDS),$(NUMBER)),,$(error PERF_SECONDS="$(PERF_SECONDS)": give seconds, e.g. PERF_SECONDS=3))
+$(if $(filter auto openvino none,$(PERF_PEERS)),,$(error PERF_PEERS="$(PERF_PEERS)": use openvino, none or auto))
+$(if $(and $(filter openvino,$(PERF_PEERS)),$(filter docker,$(RUNNER))),$(error PERF_PEERS=openvino times OpenVINO on the host and the images carry none: use RUNNER=host, or PERF_PEERS=none))
 $(foreach v,SENTENCE_COS_MIN TOKEN_COS_MIN,$(if $(call matches,$($(v)),^(0?\.[0-9]+|1(\.0*)?)$$),,$(error $(v)="$($(v))": give a cosine between 0 and 1, e.g. $(v)=0.99)))
+$(if $(ACCURACY_SAMPLE),$(if $(call matches,$(ACCURACY_SAMPLE),$(POSITIVE)),,$(error ACCURACY_SAMPLE="$(ACCURACY_SAMPLE)": give a number of sentences per bucket >= 1, e.g. ACCURACY_SAMPLE=500, or leave it empty to judge every sentence)))
 $(if $(call matches,$(DEVICES),^[0-9]+(,[0-9]+)*$$),,$(error DEVICES="$(DEVICES)": give NPU ids, e.g. DEVICES=0 or DEVICES=0,1))
 $(if $(DATASET_DIR),$(if $(call matches,$(DATASET_DIR),.),$(if $(shell [ -d '$(DATASET_DIR)' ] && echo y),,$(error DATASET_DIR="$(DATASET_DIR)": no such folder; point it at heldout-monolingual.tokenized.shuffled))))
 $(if $(ELMO_OPTIONS)$(ELMO_WEIGHTS),$(if $(and $(ELMO_OPTIONS),$(ELMO_WEIGHTS)),,$(error give both ELMO_OPTIONS and ELMO_WEIGHTS (or neither, for WEIGHTS=$(WEIGHTS)))))
@@ -214,7 +241,7 @@ endif
 # The artifacts folder carries a marker, so `make clean` removes only a folder
 # this project made (or one holding nothing but its subfolders, from before the marker).
 ARTIFACTS_MARK := $(ARTIFACTS)/.elmo-artifacts
-OWN_ENTRIES := ^(\.elmo-artifacts|\.settings|inputs|weights|data|model|om|outputs|reports|embed-models)$$
+OWN_ENTRIES := ^(\.elmo-artifacts|\.settings|inputs|weights|data|model|om|outputs|reports|embed-models|references)$$
 owned_or_new = $(shell d='$(ARTIFACTS)'; if [ ! -e "$$d" ] || [ -f "$$d/.elmo-artifacts" ]; then echo yes; \
   elif [ -d "$$d" ] && [ -z "$$(ls -A "$$d" | grep -vE '$(OWN_ENTRIES)')" ]; then echo yes; fi)
 ifeq ($(CHECKED),yes)
@@ -241,11 +268,11 @@ endif
 # shaped them; the stamp is rewritten only when a setting changes.
 REPORT_STAMP := $(REPORTS)/.settings
 ACCURACY_OK := $(REPORTS)/.accuracy-passed
-REPORT_SETTINGS := $(TARGET) $(RUNNER) $(OM) $(OUTPUTS) $(BATCH_TAG) $(PERF_SECONDS) $(PERF_TORCH) $(THREADS) $(SENTENCE_COS_MIN) $(TOKEN_COS_MIN) $(DEVICES)
+REPORT_SETTINGS := $(TARGET) $(RUNNER) $(OM) $(OUTPUTS) $(BATCH_TAG) $(PERF_SECONDS) $(PERF_TORCH) peers=$(PEERS) $(THREADS) $(SENTENCE_COS_MIN) $(TOKEN_COS_MIN) $(DEVICES)
 # A flavour's own verdict depends only on how it is judged, so switching PRECISION
 # republishes the other flavour's verdict instead of judging it again.
 JUDGE_STAMP := $(REPORTS)/.judge-settings
-JUDGE_SETTINGS := $(TARGET) $(RUNNER) $(SENTENCE_COS_MIN) $(TOKEN_COS_MIN) $(LARGEST_BATCH) $(DEVICES)
+JUDGE_SETTINGS := $(TARGET) $(RUNNER) $(SENTENCE_COS_MIN) $(TOKEN_COS_MIN) $(LARGEST_BATCH) $(DEVICES) sample=$(ACCURACY_SAMPLE)
 ifneq ($(and $(filter accuracy perf all locate,$(MAKECMDGOALS)),$(if $(BUCKETED),,yes)),)
 $(shell mkdir -p $(REPORTS) && { [ "$$(cat $(REPORT_STAMP) 2>/dev/null)" = "$(REPORT_SETTINGS)" ] || echo "$(REPORT_SETTINGS)" > $(REPORT_STAMP); })
 $(shell { [ "$$(cat $(JUDGE_STAMP) 2>/dev/null)" = "$(JUDGE_SETTINGS)" ] || echo "$(JUDGE_SETTINGS)" > $(JUDGE_STAMP); })
@@ -265,18 +292,20 @@ CODE_COMPILE := $(call code,backends/compile graph/quantize backends/runners) \
   $(call ASCEND_CODE,target atc npu_smi host_info om_manifest)
 CODE_INFER := $(call code,backends/infer backends/runners) \
   $(call ASCEND_CODE,target ais_bench ais_summary ais_tool tool_paths shards om_manifest)
-CODE_ACCURACY := $(CODE_MODEL) $(call code,reports/accuracy reports/metrics backends/runners reports/plots)
+CODE_ACCURACY := $(CODE_MODEL) $(call code,reports/accuracy reports/metrics reports/streaming reports/references \
+  backends/runners reports/plots common/progress)
 CODE_ACCURACY_INDEX := $(call code,reports/accuracy_index reports/verdict)
 CODE_LOCATE := $(CODE_MODEL) $(call code,reports/locate reports/locate_advice reports/verdict reports/metrics reports/plots \
   graph/checkpoints backends/runners backends/ascend/target backends/ascend/session)
-CODE_PERF := $(call code,reports/perf backends/runners reports/plots) $(call ASCEND_CODE,target ais_bench ais_tool)
+CODE_OPENVINO := $(call code,backends/openvino/__init__ backends/openvino/loader backends/openvino/runner)
+CODE_PERF := $(call code,reports/perf backends/runners reports/plots reports/metrics) $(if $(PEERS),$(CODE_OPENVINO)) $(call ASCEND_CODE,target ais_bench ais_tool)
 
 # An artifact's path as the stage command sees it (under $(A) in a container).
 in = $(A)/$(patsubst $(ARTIFACTS)/%,%,$(1))
 in_docker = /artifacts/$(patsubst $(ARTIFACTS)/%,%,$(1))
 
 HELP_VARS := TARGET RUNNER WORD_LEN MIN_LEN BATCH INPUT OUTPUT LAYERS LONG FILE_NUM WEIGHTS ELMO_OPTIONS ELMO_WEIGHTS SYNTHETIC_LIKE DATASET \
-  DATASET_DIR PRECISION CPU_VARIANTS ARTIFACTS THREADS PERF_SECONDS PERF_TORCH SENTENCE_COS_MIN TOKEN_COS_MIN SOC_VERSION \
+  DATASET_DIR PRECISION CPU_VARIANTS ARTIFACTS THREADS PERF_SECONDS PERF_TORCH PERF_PEERS SENTENCE_COS_MIN TOKEN_COS_MIN ACCURACY_SAMPLE SOC_VERSION \
   PRECISION_MODE DEVICES PYTHON
 
 # ---- the three verbs ---------------------------------------------------------
@@ -402,7 +431,8 @@ EMBED_BUCKETS := $(if $(filter command line,$(origin WORD_LEN)),$(WORD_LEN),auto
 embed: $(DOCTOR_GATE) $(SOURCE_JSON) | $(HOST_VENV) ## ELMo vectors for INPUT into OUTPUT (allennlp's elmo format), in length buckets, resumable
 	$(STAGES) embed '$(abspath $(INPUT))' '$(abspath $(OUTPUT))' --source $(SOURCE_JSON) --layers $(LAYERS) \
 	  --models-dir $(ARTIFACTS)/embed-models/$(TARGET) --buckets '$(EMBED_BUCKETS)' --precision $(PRECISION) \
-	  --batch-size $(LARGEST_BATCH) --long $(LONG) --threads $(THREADS) --target $(TARGET) \
+	  --batch-size $(LARGEST_BATCH) --long $(LONG) --threads $(THREADS) --target $(TARGET) --window $(EMBED_WINDOW) \
+	  $(if $(RAY_ADDRESS),--ray-address '$(RAY_ADDRESS)' --shared-dir '$(abspath $(or $(EMBED_SHARED_DIR),$(dir $(OUTPUT))))') \
 	  $(if $(filter ascend,$(TARGET)),--devices $(DEVICES) --om-batch '$(OM_BATCHES)' \
 	  $(if $(SOC_VERSION),--soc-version $(SOC_VERSION)) $(if $(PRECISION_MODE),--precision-mode $(PRECISION_MODE)))
 
@@ -418,6 +448,7 @@ $(call run_report,%): $(call run_outputs,%)/summary.json $(SIM_ONNX) $(SOURCE_JS
 	  --outputs $(call in,$(<D)) --onnx $(call in,$(SIM_ONNX)) --weights-source $(call in,$(SOURCE_JSON)) \
 	  --dataset-source $(call in,$(DATASET_JSON)) --report-dir $(call in,$(@D)) \
 	  --sentence-cos-min $(SENTENCE_COS_MIN) --token-cos-min $(TOKEN_COS_MIN) --threads $(THREADS) \
+	  --references $(call in,$(ARTIFACTS)/references) $(if $(ACCURACY_SAMPLE),--sample $(ACCURACY_SAMPLE)) \
 	  $(if $(filter cpu,$(TARGET)),--batched $(LARGEST_BATCH))
 
 # A failed gate runs make locate by itself, and the verdict names the first layer below the gate;
@@ -453,11 +484,16 @@ $(LOCATE_JSON): $(LOCATE_MODEL) $(DATA_MANIFEST) $(SOURCE_JSON) $(LOCATE_RUN_REP
 	$(RUN_EXPORT) locate $(LOCATE_FLAGS) --onnx $(call in,$(SIM_ONNX)) --report-dir $(call in,$(@D)) \
 	  --sentence-cos-min $(SENTENCE_COS_MIN) --token-cos-min $(TOKEN_COS_MIN)
 
-$(PERF_JSON): $(foreach f,$(FLAVOURS),$(call run_report,$(f))) $(if $(filter cpu,$(TARGET)),$(foreach f,$(FLAVOURS),$(call om_for,$(f)))) $(OM) $(SIM_ONNX) $(DATA_MANIFEST) $(SOURCE_JSON) $(REPORT_STAMP) $(CODE_PERF)
+$(OV_INT8): $(SIM_ONNX) $(CODE_OPENVINO) $(call code,backends/openvino/compress common/hashing) | $(HOST_VENV)
+	$(STAGES) openvino-compress --model $(SIM_ONNX) --out $(@D)
+
+$(PERF_JSON): $(foreach f,$(FLAVOURS),$(call run_report,$(f))) $(if $(filter cpu,$(TARGET)),$(foreach f,$(FLAVOURS),$(call om_for,$(f)))) $(OM) $(SIM_ONNX) $(DATA_MANIFEST) $(SOURCE_JSON) $(REPORT_STAMP) $(CODE_PERF) $(if $(PEERS),$(OV_INT8))
 	$(RUN_RUNTIME) perf --target $(TARGET) --model $(call in,$(OM)) --onnx $(call in,$(SIM_ONNX)) \
 	  --data $(call in,$(DATA_DIR)) --weights-source $(call in,$(SOURCE_JSON)) \
 	  --dataset-source $(call in,$(DATASET_JSON)) --batch $(BATCHES) --seconds $(PERF_SECONDS) \
 	  --threads $(THREADS) --devices $(DEVICES) $(if $(filter 0,$(PERF_TORCH)),--no-torch) \
+	  --peers $(or $(PEERS),none) $(if $(PEERS),--openvino-int8 $(call in,$(OV_INT8))) \
+	  --sentence-cos-min $(SENTENCE_COS_MIN) --token-cos-min $(TOKEN_COS_MIN) \
 	  $(if $(filter cpu,$(TARGET)),$(foreach f,$(FLAVOURS),--variant-model $(call in,$(call om_for,$(f))))) \
 	  $(foreach f,$(FLAVOURS),--accuracy-report $(call in,$(call run_report,$(f)))) \
 	  $(if $(wildcard $(SEED_ONNX)),--seed-onnx $(call in,$(SEED_ONNX))) \

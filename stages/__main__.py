@@ -27,6 +27,7 @@ COMMANDS = (
     "stages.graph.export",
     "stages.graph.simplify",
     "stages.backends.compile",
+    "stages.backends.openvino.compress",
     "stages.backends.infer",
     "stages.reports.accuracy",
     "stages.reports.accuracy_index",

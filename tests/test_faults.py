@@ -67,6 +67,8 @@ def test_clean_removes_only_a_folder_the_project_made(tmp_path):
     ("DATASET_DIR=/no/such/folder", 'DATASET_DIR="/no/such/folder": no such folder'),
     ("ELMO_OPTIONS=/no/options.json", "give both ELMO_OPTIONS and ELMO_WEIGHTS"),
     ("DEVICES=zero", 'DEVICES="zero": give NPU ids'),
+    ("ACCURACY_SAMPLE=0", 'ACCURACY_SAMPLE="0": give a number of sentences per bucket >= 1'),
+    ("ACCURACY_SAMPLE=ten", 'ACCURACY_SAMPLE="ten": give a number of sentences per bucket >= 1'),
 ])
 def test_bad_settings_are_refused_before_any_stage_runs(tmp_path, setting, expected):
     done = make("accuracy", f"ARTIFACTS={tmp_path / 'a'}", setting, check=False)
@@ -262,12 +264,14 @@ def test_kill_9_at_the_end_of_each_stage_then_rerun(tmp_path):
                 break
         assert any(ln.startswith(f"paused after {stage}") for ln in seen), "".join(seen[-20:])
         if stage.startswith("accuracy"):
-            # The accuracy stage keeps everything in memory until its report: none is written yet.
+            # The references are half written, under a temporary name: nothing looks done.
+            assert list(artifacts.glob("references/.*.tmp-*")), seen[-5:]
+            assert not list(artifacts.glob("references/*/manifest.json"))
             assert not list(artifacts.glob("reports/runs/*/accuracy.json"))
         else:
             assert list(artifacts.glob("**/.*.tmp-*")), stage  # the stage's temporaries are on disk
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
     done = make("accuracy", *settings)
-    assert "accuracy: PASSED" in done.stdout
+    assert "accuracy: PASSED" in done.stdout and "references computed" in done.stdout
     assert not list(artifacts.glob("**/.*.tmp-*"))

@@ -24,6 +24,7 @@ def documented_keys(schema: str) -> set:
     ("elmo-data-manifest/1", "data/*/manifest.json"),
     ("elmo-infer-summary/1", "outputs/cpu/*/*_fp32/summary.json"),
     ("elmo-accuracy/1", "reports/accuracy.json"),
+    ("elmo-references/1", "references/*/manifest.json"),
     ("elmo-perf/1", "reports/perf.json"),
 ])
 def test_documented_keys_are_the_written_keys(first_run, schema, pattern):

@@ -61,6 +61,8 @@ def summarize_accuracy(buckets: List[Path], failed: List[str]) -> dict:
             "sentence_cosine_min": min(c["sentence_cosine"]["min"] for c in comparisons),
             "max_abs_error": max(c["max_abs_error"] for c in comparisons),
             "padding_max_abs": report["padding_max_abs"],
+            # ACCURACY_SAMPLE: judged on a stratified sample (null: every sentence).
+            "sample": report.get("sample"),
         })
         for c in comparisons:
             ref = per_reference.setdefault(c["reference"], {"samples": 0, "tokens": 0, "sentence_sum": 0.0,
@@ -88,6 +90,7 @@ def summarize_accuracy(buckets: List[Path], failed: List[str]) -> dict:
         "token_cosine_min": min((r["token_cosine_min"] for r in judged), default=None),
         "sentence_cosine_mean_min": min((v["sentence_cosine_mean"] for v in references.values()), default=None),
         "references": references,
+        "sampled": any(r.get("sample") for r in judged),
     }
     return {"schema": ACCURACY_SCHEMA, "passed": overall["passed"], "buckets": rows, "overall": overall}
 
@@ -133,10 +136,21 @@ def _fmt(value, digits=6) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
 
 
+def sample_lines(summary: dict) -> list:
+    """The SAMPLE label: which buckets were judged on a sample (ACCURACY_SAMPLE), not in full."""
+    sampled = [r for r in summary["buckets"] if r.get("sample")]
+    if not sampled:
+        return []
+    parts = ", ".join(f"{r['bucket']}: {r['sample']['sentences']} of {r['sample']['of_sentences']}" for r in sampled)
+    return [f"**SAMPLE (ACCURACY_SAMPLE={sampled[0]['sample']['per_bucket']}): sentences judged per bucket: {parts}; "
+            "the counts below are the sentences judged. Leave ACCURACY_SAMPLE empty for the full proof.**", ""]
+
+
 def render_accuracy(summary: dict, reports: Path) -> str:
     o = summary["overall"]
     lines = [f"# Accuracy by length bucket: {'PASSED' if summary['passed'] else 'FAILED'}", "",
              "Each sentence is judged in the smallest bucket it fits; each bucket has its own report.", "",
+             *sample_lines(summary),
              "| bucket (tokens) | verdict | sentences | tokens | worst token cos min | lowest sentence cos mean "
              "| sentence cos min | max abs error |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in summary["buckets"]:
@@ -208,7 +222,8 @@ def run(args) -> int:
         o = summary["overall"]
         verdict = "PASSED" if summary["passed"] else "FAILED"
         print(f"accuracy: {verdict} over {len(buckets)} buckets ({o['buckets_judged']} judged, {o['samples']} sentences, "
-              f"worst token cos {_fmt(o['token_cosine_min'])}) ({reports / 'accuracy-buckets.md'})",
+              f"worst token cos {_fmt(o['token_cosine_min'])}{', on a SAMPLE' if o['sampled'] else ''}) "
+              f"({reports / 'accuracy-buckets.md'})",
               file=sys.stdout if summary["passed"] else sys.stderr)
         return 0 if summary["passed"] else 1
     summary = summarize_perf(buckets, failed)

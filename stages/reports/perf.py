@@ -2,7 +2,10 @@
 
 In one run, alternating round by round so drift on a shared machine hits all
 alike: the target's offline model, the baseline (a plain float32 ONNX Runtime
-session on the simplified ONNX) and PyTorch eager. Warm-up calls are never
+session on the simplified ONNX), PyTorch eager and the *peers*: other CPU
+runtimes on the same simplified ONNX (OpenVINO with its defaults, with f32
+forced, and with NNCF int8 weights), each judged here against ONNX Runtime
+float32 by the same gate as ``make accuracy``. Warm-up calls are never
 timed; inputs are real sentences from the data stage. Ratios to the baseline
 are the figures to trust; absolute numbers drift between runs.
 
@@ -159,11 +162,15 @@ class Variant:
     """One thing to time: a runner in this process."""
 
     def __init__(self, name: str, kind: str, runner, precision: str, weight_bytes: int, *, model=None,
-                 batches=None, rss_mb=float("nan")):
+                 batches=None, rss_mb=float("nan"), compute=None):
         self.name, self.kind, self.runner = name, kind, runner
         self.precision, self.weight_bytes, self.model = precision, weight_bytes, model
         self.batches = batches  # None: every batch size
         self.rss_mb = rss_mb
+        # The arithmetic its kernels run in (the roofline's compute ceiling): int8 weights
+        # decompressed to float32 (OpenVINO + NNCF, f32 activations) compute in float32.
+        self.compute = compute or ("int8" if precision == "int8" else "fp32")
+        self.peer = None  # peers: how it was made, and its verdict (judge_peers)
 
     def _infer(self, ids):
         return self.runner.infer({"input": ids})
@@ -271,6 +278,119 @@ def _load_variants(args, threads: int) -> List[Variant]:
     return variants
 
 
+# The peers: (source, OpenVINO precision setting, name). "onnx" is the simplified ONNX, "nncf" the
+# IR with NNCF int8 weights that make builds once (openvino-compress).
+OPENVINO_PEERS = (
+    ("onnx", "f32", "peer: OpenVINO, simplified ONNX, f32 forced"),
+    ("onnx", "default", "peer: OpenVINO, simplified ONNX, its default"),
+    ("nncf", "f32", "peer: OpenVINO + NNCF int8 weights, f32 activations"),
+    ("nncf", "default", "peer: OpenVINO + NNCF int8 weights, its default"),
+)
+EXACT, REDUCED = "exact fp32", "reduced precision"
+
+
+def peer_precision(source: str, computes: str) -> tuple:
+    """(precision label, weight bytes, compute) of a peer computing in ``computes`` (f32, bf16, f16)."""
+    if source == "nncf":
+        return ("int8" if computes == "f32" else f"int8+{computes}"), 1, ("fp32" if computes == "f32" else computes)
+    return ("fp32", 4, "fp32") if computes == "f32" else (computes, 2, computes)
+
+
+def precision_class(precision: str) -> str:
+    return EXACT if precision == "fp32" else REDUCED
+
+
+def resolve_peers(asked: str) -> List[str]:
+    """``--peers`` -> the peer runtimes to load: ``auto`` is openvino where it imports, else none (said
+    on stderr); ``openvino`` asked for where it does not import is one StageError line."""
+    from stages.backends.openvino import loader
+
+    if asked == "none":
+        return []
+    if asked == "openvino":
+        loader.require()
+        return ["openvino"]
+    if loader.available():
+        return ["openvino"]
+    print("perf: OpenVINO is not installed here; no peers are timed (PERF_PEERS=none to say so)", file=sys.stderr)
+    return []
+
+
+def _load_peers(args, threads: int, notes: List[str]) -> List[Variant]:
+    """The OpenVINO peers, each compiled once; a setting that resolves to one already loaded (its
+    default is f32 on a CPU without bf16) is timed once, and ``notes`` says so."""
+    from stages.backends.openvino import loader
+    from stages.backends.openvino.runner import OpenVinoRunner
+
+    if "openvino" not in resolve_peers(args.peers):
+        return []
+    sources = {"onnx": args.onnx, "nncf": args.openvino_int8}
+    if not args.openvino_int8:
+        notes.append("OpenVINO + NNCF int8 weights not timed: no --openvino-int8 IR given (make perf builds it)")
+    default = loader.device_default_precision()
+    peers, loaded = [], {}
+    for source, setting, name in OPENVINO_PEERS:
+        path = sources[source]
+        if not path:
+            continue
+        computes = "f32" if setting == "f32" else default
+        if (source, computes) in loaded:
+            notes.append(f"{name}: OpenVINO's default on this CPU is {default}, the same as "
+                         f"{loaded[(source, computes)]!r}; timed once")
+            continue
+        label = f"{name} ({computes})" if setting == "default" else name
+        before = _rss_mb()
+        runner = OpenVinoRunner.load(path, setting=setting, threads=threads, name=label)
+        computes = runner.inference_precision  # what it really compiled to
+        precision, weight_bytes, compute = peer_precision(source, computes)
+        v = Variant(label, "peer", runner, precision, weight_bytes, model=path, rss_mb=_rss_mb() - before,
+                    compute=compute)
+        v.peer = {"variant": label, "runtime": "openvino", "source": source, "model": str(path),
+                  "setting": setting, "shapes": runner.shapes, "inference_precision": computes, "precision": precision,
+                  "precision_class": precision_class(precision)}
+        loaded[(source, computes)] = label
+        peers.append(v)
+    return peers
+
+
+def judge_peers(peers: List[Variant], reference_runner, ids: np.ndarray, lengths: List[int], batches: List[int],
+                gate: dict) -> None:
+    """Each peer run over the data-stage inputs at each of ``batches`` and compared with ONNX Runtime
+    float32 on the simplified ONNX (``reference_runner``), by make accuracy's gate: mean sentence
+    cosine and min token cosine at or above the gate, padded positions exactly zero."""
+    from stages.backends.runners import infer_all
+    from stages.common.progress import step
+    from stages.reports.metrics import compare, summarize
+
+    if not peers:
+        return
+    with step(f"perf: reference outputs for the peers' verdicts (ONNX Runtime fp32, {len(ids)} sentences)"):
+        reference = infer_all(reference_runner, ids, batch_size=max(batches))
+    want = [reference[i, :n] for i, n in enumerate(lengths)]
+    for v in peers:
+        runs = []
+        with step(f"perf: judging {v.name} at batch {', '.join(map(str, batches))}"):
+            for batch in batches:
+                outputs = infer_all(v.runner, ids, batch_size=batch)
+                raw = compare([outputs[i, :n] for i, n in enumerate(lengths)], want)
+                padding = float(max((np.abs(outputs[i, n:]).max() if n < outputs.shape[1] else 0.0)
+                                    for i, n in enumerate(lengths)))
+                sentence, token = summarize(raw["sentence_cosine"]), summarize(raw["token_cosine"])
+                checks = {"sentence_cosine_mean": sentence["mean"] >= gate["sentence_cosine_mean_min"],
+                          "token_cosine_min": token["min"] >= gate["token_cosine_min"],
+                          "padding_exactly_zero": padding == 0.0}
+                runs.append({"batch": batch, "sentence_cosine": sentence, "token_cosine": token,
+                             "max_abs_error": raw["max_abs_error"], "mean_abs_error": raw["mean_abs_error"],
+                             "padding_max_abs": padding, "checks": checks, "passed": all(checks.values())})
+        passed = all(run["passed"] for run in runs)
+        v.peer.update({"reference": "onnxruntime fp32, simplified ONNX", "gate": gate, "runs": runs,
+                       "token_cosine_min": min(run["token_cosine"]["min"] for run in runs),
+                       "sentence_cosine_mean_min": min(run["sentence_cosine"]["mean"] for run in runs),
+                       "passed": passed, "accuracy_gate": "passed" if passed else "FAILED"})
+        print(f"perf: {v.name}: token cosine min {v.peer['token_cosine_min']:.6f} vs ORT fp32 -> "
+              f"{v.peer['accuracy_gate']}", file=sys.stderr)
+
+
 def run_sweep(variants: List[Variant], ids: np.ndarray, batches: List[int], *, seconds: float, warmup: int,
               rounds: int, min_iters: int, progress=True) -> List[dict]:
     from tqdm import tqdm
@@ -320,7 +440,7 @@ def add_ratios_and_roofline(results: List[dict], variants: List[Variant], option
             r["roofline"] = None
             continue
         cost = model_cost(options, word_len, r["batch"], by_name[r["variant"]].weight_bytes)
-        int8 = by_name[r["variant"]].precision == "int8" and machine.get("int8_gemm_gop_per_s")
+        int8 = by_name[r["variant"]].compute == "int8" and machine.get("int8_gemm_gop_per_s")
         compute_rate = machine["int8_gemm_gop_per_s"] if int8 else machine["gemm_gflop_per_s"]
         floor_s = max(cost["weight_bytes_per_sentence"] / (machine["copy_gb_per_s"] * 1e9),
                       cost["flops_per_sentence"] / (compute_rate * 1e9))
@@ -340,9 +460,13 @@ def add_gates(results: List[dict], variants: List[Variant], reports: List[str], 
         report = json.loads(Path(path).read_text(encoding="utf-8"))
         verdicts[str(Path(report["model"]["path"]).resolve())] = "passed" if report["passed"] else "FAILED"
     models = {v.name: v.model for v in variants}
+    peers = {v.name: v.peer for v in variants if v.peer}
     for r in results:
         if r["kind"] in ("baseline", "pytorch", "seed"):
             r["accuracy_gate"] = "reference"
+            continue
+        if r["variant"] in peers:  # judged in this run (judge_peers)
+            r["accuracy_gate"] = peers[r["variant"]]["accuracy_gate"]
             continue
         model = models.get(r["variant"]) or target_model  # NPU timings belong to the target's .om
         r["accuracy_gate"] = verdicts.get(str(Path(model).resolve()), "not judged")
@@ -377,8 +501,9 @@ def summarize_models(results: List[dict], variants: List[Variant], largest: int 
     """Per judged model: batch 1 and its best batch <= ``largest``, as ratios to the
     baseline and the seed's graph at batch 1 (the figures the speed targets use)."""
     forms = {v.name: _manifest_of(v.model).get("weights_form") for v in variants if v.kind in ("target", "variant")}
+    forms.update({v.name: _peer_form(v) for v in variants if v.peer})
     summary = []
-    for name in dict.fromkeys(r["variant"] for r in results if r["kind"] in ("target", "variant")):
+    for name in dict.fromkeys(r["variant"] for r in results if r["kind"] in ("target", "variant", "peer")):
         rows = [r for r in results if r["variant"] == name]
         one = next((r for r in rows if r["batch"] == 1), None)
         best = max((r for r in rows if r["batch"] <= largest), key=lambda r: r["sentences_per_s"], default=None)
@@ -386,6 +511,7 @@ def summarize_models(results: List[dict], variants: List[Variant], largest: int 
             continue
         summary.append({
             "variant": name,
+            "kind": best["kind"],
             "precision": best["precision"],
             "weights_form": forms.get(name),
             "accuracy_gate": best["accuracy_gate"],
@@ -398,6 +524,46 @@ def summarize_models(results: List[dict], variants: List[Variant], largest: int 
             "best_vs_seed_batch1": best["speedup_vs_seed_batch1"],
         })
     return summary
+
+
+def _peer_form(v: Variant) -> str:
+    weights = ("NNCF int8 weights" if v.peer["source"] == "nncf" else "float32 weights")
+    return f"OpenVINO, {weights}, computes in {v.peer['inference_precision']}"
+
+
+def compare_peers(results: List[dict], largest: int = 32) -> List[dict]:
+    """Per precision class (exact fp32, reduced precision) and point (batch 1, best batch <= ``largest``):
+    the project's fastest gate-passing model against the fastest gate-passing peer, and their ratio."""
+    rows = [r for r in results if r["kind"] in ("target", "variant", "peer") and r["batch"] <= largest]
+    table = []
+    for klass in (EXACT, REDUCED):
+        for point in ("batch 1", f"best batch <= {largest}"):
+            entry = {"class": klass, "point": point}
+            for side, kinds in (("project", ("target", "variant")), ("peer", ("peer",))):
+                mine = [r for r in rows if r["kind"] in kinds and precision_class(r["precision"]) == klass
+                        and r.get("accuracy_gate") == "passed" and (point != "batch 1" or r["batch"] == 1)]
+                best = max(mine, key=lambda r: r["sentences_per_s"], default=None)
+                entry[side] = best and {"variant": best["variant"], "precision": best["precision"],
+                                        "batch": best["batch"], "sentences_per_s": best["sentences_per_s"]}
+            both = entry["project"] and entry["peer"]
+            entry["project_vs_peer"] = (entry["project"]["sentences_per_s"] / entry["peer"]["sentences_per_s"]
+                                        if both else None)
+            table.append(entry)
+    return table
+
+
+def runtime_versions() -> dict:
+    """The installed versions of the runtimes a figure depends on (None where absent), read from the
+    package metadata: nothing is imported for it."""
+    from importlib import metadata
+
+    found = {}
+    for name in ("onnxruntime", "openvino", "nncf", "torch"):
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            found[name] = None
+    return found
 
 
 def _ratio(value) -> str:
@@ -437,14 +603,16 @@ def render_markdown(report: dict, failures: List[str] = ()) -> str:
         f"- data: {report['data_label']}",
         f"- CPU: {m.get('cpu', 'unknown')} ({', '.join(m.get('cpu_flags') or []) or 'no AVX2'}); figures compare "
         f"only within this run",
+        "- runtimes: " + ", ".join(f"{k} {v}" for k, v in (m.get("runtimes") or {}).items() if v),
         f"- threads: {m['threads']}; copy bandwidth {m['copy_gb_per_s']:.1f} GB/s, "
         f"float32 GEMM {m['gemm_gflop_per_s']:.0f} GFLOP/s, int8 GEMM "
         f"{'%.0f GOP/s' % m['int8_gemm_gop_per_s'] if m.get('int8_gemm_gop_per_s') else 'not measured'} "
         f"(ONNX Runtime dynamic int8), measured in this run; floor = max(weights read once / copy bandwidth, "
         f"FLOPs / GEMM rate of the variant's precision)",
         f"- target timings: {report['target_timing']}",
-        f"- peak RSS: {report['peak_rss_mb']['onnxruntime_variants']:.0f} MB for the ONNX Runtime variants, "
-        f"all loaded together; PyTorch eager runs in its own process"
+        f"- peak RSS: {report['peak_rss_mb']['process']:.0f} MB for the ONNX Runtime variants"
+        + (" and the peers" if report["peak_rss_mb"].get("peers") else "")
+        + ", all loaded together; PyTorch eager runs in its own process"
         + (f" ({report['peak_rss_mb']['pytorch_worker']:.0f} MB)" if report["peak_rss_mb"]["pytorch_worker"] else ""),
         f"- budget: {report['budget']['seconds_per_point']} s per point in {report['budget']['rounds']} "
         f"alternating rounds after {report['budget']['warmup']} untimed warm-up calls",
@@ -461,6 +629,23 @@ def render_markdown(report: dict, failures: List[str] = ()) -> str:
             f"{m_['best_batch']} | {m_['best_sentences_per_s']:.1f} | {_ratio(m_['best_vs_baseline_batch1'])} | "
             f"{_ratio(m_['best_vs_seed_batch1'])} |"
         )
+    if report.get("peer_comparison"):
+        lines += ["", "Against the peers (gate-passing models only; x peer = project / peer):", "",
+                  "| precision class | point | project's best | sentences/s | best peer | sentences/s | x peer |",
+                  "| --- | --- | --- | --- | --- | --- | --- |"]
+        for c in report["peer_comparison"]:
+            cells = [f"{side['variant']} @{side['batch']} | {side['sentences_per_s']:.1f}" if side
+                     else "none passed | n/a" for side in (c["project"], c["peer"])]
+            lines.append(f"| {c['class']} | {c['point']} | {cells[0]} | {cells[1]} | {_ratio(c['project_vs_peer'])} |")
+        lines += ["", "Peers' verdicts (run here over the data-stage inputs, against ONNX Runtime fp32 on the "
+                  "simplified ONNX, same gate as make accuracy):", ""]
+        for peer in report["peers"]:
+            runs = "; ".join(f"batch {r['batch']}: token cosine min {r['token_cosine']['min']:.6f}, sentence "
+                             f"cosine mean {r['sentence_cosine']['mean']:.6f}, max abs {r['max_abs_error']:.2g}"
+                             for r in peer.get("runs", []))
+            lines.append(f"- {peer['variant']}: **{peer.get('accuracy_gate', 'not judged')}** ({runs})")
+    for note in report.get("peer_notes") or []:
+        lines.append(f"- {note}")
     if failures:
         lines += ["", *failures]
     lines += [
@@ -496,8 +681,11 @@ def plot(report: dict, dest) -> None:
         if r["variant"] not in names:
             names.append(r["variant"])
     for name in names:
-        points = [(r["batch"], r["sentences_per_s"]) for r in report["results"] if r["variant"] == name]
-        ax.plot([b for b, _ in points], [s for _, s in points], marker="o", label=name)
+        rows = [r for r in report["results"] if r["variant"] == name]
+        points = [(r["batch"], r["sentences_per_s"]) for r in rows]
+        peer = rows[0]["kind"] == "peer"  # other runtimes: dashed, so the project's own lines stand out
+        ax.plot([b for b, _ in points], [s for _, s in points], marker="s" if peer else "o",
+                linestyle="--" if peer else "-", label=name)
     for p in report["published"]:
         # Measured at batch 1 on other hardware: a point there, not a line across every batch.
         ax.plot([1], [p["sentences_per_s"]], marker="*", markersize=9, linestyle="none", color="grey")
@@ -543,6 +731,12 @@ def add_arguments(parser) -> None:
     parser.add_argument("--threads", type=int, default=0, help="0: all cores")
     parser.add_argument("--devices", default="0", help="ascend: NPU id(s); perf uses the first")
     parser.add_argument("--no-torch", action="store_true")
+    parser.add_argument("--peers", choices=("auto", "openvino", "none"), default="auto",
+                        help="other runtimes timed as peers: auto (openvino where it is installed), openvino, none")
+    parser.add_argument("--openvino-int8", default="",
+                        help="the OpenVINO IR with NNCF int8 weights (make's openvino-compress) for the NNCF peers")
+    parser.add_argument("--sentence-cos-min", type=float, default=0.99, help="the gate the peers are judged by")
+    parser.add_argument("--token-cos-min", type=float, default=0.99, help="the gate the peers are judged by")
     parser.add_argument("--torch-max-batch", type=int, default=32)
     parser.add_argument("--report-dir", required=True)
     parser.add_argument("--no-progress", action="store_true")
@@ -562,10 +756,19 @@ def run(args) -> int:
     ids = np.concatenate([read_bin(Path(args.data) / "bin" / f"{i}.bin", word_len) for i in range(len(sentences))])
     source = load_source(args.weights_source)
     dataset = json.loads(Path(args.dataset_source).read_text()) if args.dataset_source else {}
+    peer_notes: List[str] = []
+    # Resolved once, before minutes of loading: PERF_PEERS=openvino without OpenVINO is one line.
+    args.peers = "openvino" if resolve_peers(args.peers) else "none"
     variants = _load_variants(args, threads)
     onnx_peak = peak_rss_mb()
-    machine = measure_machine(threads)
+    peers = _load_peers(args, threads, peer_notes)
+    variants += peers
     batches = sorted(set(args.batch))
+    gate = {"sentence_cosine_mean_min": args.sentence_cos_min, "token_cosine_min": args.token_cos_min}
+    baseline = next(v for v in variants if v.kind == "baseline")
+    judge_peers(peers, baseline.runner, ids, [len(s) for s in sentences], sorted({1, max(batches)}), gate)
+    machine = measure_machine(threads)
+    machine["runtimes"] = runtime_versions()
     results = run_sweep(variants, ids, batches, seconds=args.seconds, warmup=args.warmup,
                         rounds=args.rounds, min_iters=args.min_iters, progress=not args.no_progress)
     if args.target == "ascend":
@@ -592,12 +795,19 @@ def run(args) -> int:
         "target_timing": _target_timing(args, results),
         "budget": {"seconds_per_point": args.seconds, "rounds": args.rounds, "warmup": args.warmup,
                    "min_iters": args.min_iters},
-        "peak_rss_mb": {"onnxruntime_variants": max(onnx_peak, peak_rss_mb()),
+        # The perf process: every in-process model (ONNX Runtime variants and peers) loaded together.
+        "peak_rss_mb": {"process": max(onnx_peak, peak_rss_mb()),
+                        "onnxruntime_variants": max(onnx_peak, peak_rss_mb()),
+                        "onnxruntime_before_peers": onnx_peak,
+                        "peers": [v.name for v in peers],
                         "pytorch_worker": next((v.peak_rss_mb for v in variants if isinstance(v, WorkerVariant)),
                                                None)},
         "model_rss_mb": {v.name: v.rss_mb for v in variants},
         "results": results,
         "summary": summarize_models(results, variants),
+        "peers": [v.peer for v in peers],
+        "peer_notes": peer_notes,
+        "peer_comparison": compare_peers(results) if peers else [],
         "published": PUBLISHED,
     }
     out = Path(args.report_dir)

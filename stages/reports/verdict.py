@@ -47,15 +47,19 @@ def main(argv=None) -> int:
     parser.add_argument("--locate-status", type=int, default=0)
     args = parser.parse_args(argv)
     try:
-        passed = bool(_read(args.accuracy)["passed"])
+        report = _read(args.accuracy)
+        passed = bool(report["passed"])
     except (OSError, ValueError, KeyError) as exc:
         print(f"error: {args.accuracy}: unreadable accuracy report ({exc}); rerun make accuracy", file=sys.stderr)
         return 2
+    sample = report.get("sample")
+    on = (f" on a SAMPLE of {sample['sentences']} of {sample['of_sentences']} sentences (ACCURACY_SAMPLE)"
+          if sample else "")
     if passed:
-        print(f"accuracy: PASSED ({args.accuracy})")
+        print(f"accuracy: PASSED ({args.accuracy}){on}")
         return 0
     where = f"; {_located(args.locate, args.locate_status)}" if args.locate else ""
-    print(f"accuracy: FAILED ({args.accuracy}){where}", file=sys.stderr)
+    print(f"accuracy: FAILED ({args.accuracy}){on}{where}", file=sys.stderr)
     return 1
 
 

@@ -229,14 +229,7 @@ def _check_replaceable(out: Path) -> None:
         )
 
 
-def load_samples(data_dir) -> Tuple[dict, List[List[str]]]:
-    """``(manifest, sentences)`` of a data folder, each sentence a token list.
-
-    Checks what later stages rely on: the schema, the shape/dtype fields,
-    one sentence line per sample, each within ``word_len`` tokens, and one
-    .bin per sample. Individual .bin sizes are checked by ``read_bin``.
-    """
-    folder = Path(data_dir)
+def _read_manifest(folder: Path) -> dict:
     manifest_path = folder / MANIFEST_NAME
     if not manifest_path.is_file():
         raise StageError(f"{manifest_path} not found: run the data stage first (make data)")
@@ -254,30 +247,44 @@ def load_samples(data_dir) -> Tuple[dict, List[List[str]]]:
         raise StageError(
             f"{manifest_path}: input_shape/dtype do not match [1, {word_len}, {charids.MAX_CHARS}] {DTYPE}"
         )
+    return manifest
 
+
+def _iter_sentences(folder: Path, manifest: dict) -> Iterator[List[str]]:
+    """The checked token lists of ``sentences.txt``, read one line at a time."""
+    manifest_path = folder / MANIFEST_NAME
+    word_len, samples = manifest["word_len"], manifest["samples"]
     sentences_path = folder / manifest.get("sentences", SENTENCES_NAME)
+    count = 0
     try:
-        text = sentences_path.read_bytes().decode("utf-8")
+        handle = sentences_path.open("rb")
     except FileNotFoundError:
         raise stale_record(manifest_path, f"{sentences_path} not found", "the data stage", SCHEMA) from None
-    except UnicodeDecodeError as exc:
-        raise stale_record(manifest_path, f"{sentences_path}: not UTF-8 ({exc})", "the data stage", SCHEMA) from None
-    # Tokens never contain whitespace, so "\n" is the only line break; splitlines()
-    # would also cut on characters such as U+2028 and shift sample numbers.
-    lines = text.split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
-    if len(lines) != samples:
-        raise stale_record(manifest_path, f"{sentences_path}: {len(lines)} lines, manifest says {samples} samples",
-                           "the data stage", SCHEMA)
-    sentences = []
-    for number, line in enumerate(lines, 1):
-        tokens = line.split(" ")
-        if not line or "" in tokens or len(tokens) > word_len:
-            raise stale_record(manifest_path, f"{sentences_path}:{number}: not 1..{word_len} single-space "
-                                              f"separated tokens", "the data stage", SCHEMA)
-        sentences.append(tokens)
+    with handle:
+        # Tokens never contain whitespace, so "\n" is the only line break; splitlines()
+        # would also cut on characters such as U+2028 and shift sample numbers.
+        for number, raw in enumerate(handle, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise stale_record(manifest_path, f"{sentences_path}: not UTF-8 ({exc})", "the data stage",
+                                   SCHEMA) from None
+            line = line[:-1] if line.endswith("\n") else line
+            tokens = line.split(" ")
+            if not line or "" in tokens or len(tokens) > word_len:
+                raise stale_record(manifest_path, f"{sentences_path}:{number}: not 1..{word_len} single-space "
+                                                  f"separated tokens", "the data stage", SCHEMA)
+            count += 1
+            if count <= samples:
+                yield tokens
+    if count != samples:
+        raise stale_record(manifest_path, f"{sentences_path}: {count} lines, "
+                                          f"manifest says {samples} samples", "the data stage", SCHEMA)
 
+
+def _check_bins(folder: Path, manifest: dict) -> None:
+    manifest_path = folder / MANIFEST_NAME
+    samples = manifest["samples"]
     bin_dir = folder / manifest.get("bin_dir", BIN_DIR)
     if not bin_dir.is_dir():
         raise stale_record(manifest_path, f"{bin_dir} not found", "the data stage", SCHEMA)
@@ -290,7 +297,30 @@ def load_samples(data_dir) -> Tuple[dict, List[List[str]]]:
             f"missing {', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''}" if missing else "") if part)
         raise stale_record(manifest_path, f"{bin_dir}: {len(names)} .bin files, expected 0.bin..{samples - 1}.bin "
                                           f"({shown})", "the data stage", SCHEMA)
+
+
+def load_samples(data_dir) -> Tuple[dict, List[List[str]]]:
+    """``(manifest, sentences)`` of a data folder, each sentence a token list.
+
+    Checks what later stages rely on: the schema, the shape/dtype fields,
+    one sentence line per sample, each within ``word_len`` tokens, and one
+    .bin per sample. Individual .bin sizes are checked by ``read_bin``.
+    """
+    folder = Path(data_dir)
+    manifest = _read_manifest(folder)
+    sentences = list(_iter_sentences(folder, manifest))
+    _check_bins(folder, manifest)
     return manifest, sentences
+
+
+def sample_lengths(data_dir) -> Tuple[dict, np.ndarray]:
+    """``(manifest, lengths)``: ``load_samples``'s checks, but only each sentence's token count is
+    kept (int32), so a stage that reads the ids from the .bin files holds no text."""
+    folder = Path(data_dir)
+    manifest = _read_manifest(folder)
+    lengths = np.fromiter((len(tokens) for tokens in _iter_sentences(folder, manifest)), dtype=np.int32)
+    _check_bins(folder, manifest)
+    return manifest, lengths
 
 
 def bin_path(data_dir, manifest: Dict, index: int) -> Path:

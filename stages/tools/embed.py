@@ -173,6 +173,7 @@ class Streamer:
         self.counts.update(long=0, empty=0)
         self.real_tokens = self.computed_tokens = 0
         self.infer_seconds = self.torch_load_seconds = 0.0
+        self.shape = None  # (layers, D), from the first window (embed_window)
 
     def _torch_model(self):
         if self._torch is None:
@@ -254,7 +255,7 @@ def embed_offline(input_path, output_path, *, options, weights, models: Dict[int
                   batch: int = 32, long: str = "torch", threads=None, labels=None, progress=True,
                   window: int = WINDOW, scanned=None, weights_sha256: str = "", target: str = "cpu",
                   load_runners=None, described=None, prefetch: bool = False, started=None,
-                  build_seconds: float = 0.0) -> dict:
+                  build_seconds: float = 0.0, shared_dir=None, cluster=None) -> dict:
     """Stream ``input_path`` through the bucket ``models``; write ``output_path`` and its manifest.
 
     ``load_runners(models) -> {bucket: runner}`` gives the target's runners (default: ONNX Runtime
@@ -266,9 +267,10 @@ def embed_offline(input_path, output_path, *, options, weights, models: Dict[int
     manifests). ``scanned`` (``scan``'s result) and ``weights_sha256`` spare a caller who has them
     a second pass. ``started`` (a ``time.perf_counter()`` reading) is when the user's wait began,
     if before this call; ``build_seconds`` of it went into building models, reported apart from
-    the end-to-end time."""
+    the end-to-end time. ``shared_dir`` holds the shards folder (default: beside the output);
+    ``cluster(input_path=, parts=, window=, settings=, models=) -> Work`` computes the missing
+    shards elsewhere (``embed_ray``) instead of here."""
     import h5py
-    from tqdm import tqdm
 
     if mode not in ("all", "top", "average"):
         raise StageError(f"LAYERS={mode}: use all, top or average")
@@ -280,14 +282,14 @@ def embed_offline(input_path, output_path, *, options, weights, models: Dict[int
     if bad:
         raise _bad_lines(input_path, bad)
     input_sha = sha256_file(input_path)
-    from stages.tools.embed_models import describe_models, load_cpu_runners
+    from stages.tools.embed_models import describe_models
 
     described = described if described is not None else describe_models(models)
     settings = {"schema": SHARD_SCHEMA, "input_sha256": input_sha, "mode": mode, "batch": batch, "long": long,
                 "target": target,
                 "window": window, "models": {k: v["sha256"] for k, v in described.items()},
                 "weights_sha256": weights_sha256 or sha256_file(weights)}
-    parts = output_path.with_name(f".{output_path.name}.parts")
+    parts = parts_folder(output_path, shared_dir)
     recorded = parts / "settings.json"
     try:
         same = json.loads(recorded.read_text(encoding="utf-8")) == settings
@@ -298,34 +300,12 @@ def embed_offline(input_path, output_path, *, options, weights, models: Dict[int
         parts.mkdir(parents=True)
         write_json(recorded, settings)
 
-    runners = LazyRunners(models, load_runners or (lambda paths: load_cpu_runners(paths, threads)), prefetch)
-    streamer = Streamer(runners, batch, options, weights, long, threads)
-    n_layers = dim = None
-    resumed = 0
-    writing = 0.0
-    bar = tqdm(total=lines, unit="sent", desc="embed", disable=None if progress else True)
-    try:
-        for start, sentences in _windows(input_path, window):
-            shard = parts / _shard_name(start, window)
-            if shard.is_file():
-                resumed += len(sentences)
-                bar.update(len(sentences))
-                continue
-            vectors = streamer.window(start, sentences)
-            if vectors and n_layers is None:
-                sample = next(iter(vectors.values()))
-                n_layers, dim = sample.shape[0], sample.shape[-1]
-            if n_layers is None:
-                n_layers, dim = _shape_of(runners)
-            write_started = time.perf_counter()
-            _write_shard(shard, vectors, sentences, start, mode, dim, n_layers)
-            writing += time.perf_counter() - write_started
-            bar.update(len(sentences))
-            seconds = time.perf_counter() - started - build_seconds
-            bar.set_postfix(tokens_per_s=f"{streamer.real_tokens / max(seconds, 1e-9):.0f}")
-    finally:
-        runners.close()
-        bar.close()
+    if cluster is None:
+        work = _embed_here(input_path, parts, lines, window, mode, models, options, weights, batch, long, threads,
+                           load_runners, prefetch, progress, started, build_seconds)
+    else:  # another engine computes the missing shards (``embed_ray``): same windows, same shard files
+        work = cluster(input_path=input_path, parts=parts, window=window, settings=settings, models=models)
+    resumed, writing = work.resumed, work.writing
 
     assembling = time.perf_counter()
     remove_orphans(output_path)
@@ -334,7 +314,10 @@ def embed_offline(input_path, output_path, *, options, weights, models: Dict[int
         first = parts / _shard_name(0, window)
         if first.is_file():
             # The first window's shard becomes the output; a run killed from here on recomputes it.
-            os.replace(first, tmp)
+            try:
+                os.replace(first, tmp)
+            except OSError:  # the shards are on another file system (EMBED_SHARED_DIR): copy it
+                shutil.copyfile(first, tmp)
         with h5py.File(tmp, "a" if tmp.is_file() else "w") as out:
             for start, sentences in _windows(input_path, window):
                 if start:
@@ -355,7 +338,7 @@ def embed_offline(input_path, output_path, *, options, weights, models: Dict[int
     output_sha = sha256_file(output_path)
     assembling = time.perf_counter() - assembling
     total = time.perf_counter() - started - build_seconds
-    computed = max(streamer.computed_tokens, 1)
+    computed = max(work.computed_tokens, 1)
     manifest = {
         "schema": MANIFEST_SCHEMA,
         "input": str(input_path),
@@ -368,25 +351,108 @@ def embed_offline(input_path, output_path, *, options, weights, models: Dict[int
         "buckets": [int(b) for b in models],
         "batch": batch,
         "lines": lines,
-        "counts": streamer.counts,
+        "counts": work.counts,
         "resumed_sentences": resumed,
-        "padding_efficiency": streamer.real_tokens / computed,
+        "padding_efficiency": work.real_tokens / computed,
         # end_to_end: everything the user waits for once the models exist (hashing, reading, opening
         # the models, inference, writing, assembling); building models on a first run is apart.
-        "seconds": {"end_to_end": total, "inference": streamer.infer_seconds,
-                    "models_opened": {str(b): round(s, 3) for b, s in sorted(runners.load_seconds.items())},
-                    "waiting_for_models": runners.wait_seconds, "pytorch_load": streamer.torch_load_seconds,
+        "seconds": {"end_to_end": total, "inference": work.infer_seconds,
+                    "models_opened": {str(b): round(s, 3) for b, s in sorted(work.load_seconds.items())},
+                    "waiting_for_models": work.wait_seconds, "pytorch_load": work.torch_load_seconds,
                     "writing_shards": writing, "assembling": assembling, "building_models": build_seconds},
         # Rates over this run's work (a resumed run counts only what it computed).
         "sentences_per_s": {"end_to_end": (lines - resumed) / total if total else None,
-                            "inference": (lines - resumed - streamer.counts["empty"]) / streamer.infer_seconds
-                            if streamer.infer_seconds else None},
-        "tokens_per_s": {"end_to_end": streamer.real_tokens / total if total else None,
-                         "inference": streamer.real_tokens / streamer.infer_seconds if streamer.infer_seconds else None},
+                            "inference": (lines - resumed - work.counts["empty"]) / work.infer_seconds
+                            if work.infer_seconds else None},
+        "tokens_per_s": {"end_to_end": work.real_tokens / total if total else None,
+                         "inference": work.real_tokens / work.infer_seconds if work.infer_seconds else None},
         "labels": labels or {},
     }
     write_json(str(output_path) + ".json", manifest)
     return manifest
+
+
+def parts_folder(output_path, shared_dir=None) -> Path:
+    """The shards folder of ``output_path``: ``.<name>.parts`` beside it, or in ``shared_dir``."""
+    output_path = Path(output_path)
+    return Path(shared_dir or output_path.parent) / f".{output_path.name}.parts"
+
+
+class Work:
+    """What computing the shards did, for the manifest: counts, tokens and where the time went."""
+
+    def __init__(self, buckets=()):
+        self.counts = {str(b): 0 for b in sorted(buckets)}
+        self.counts.update(long=0, empty=0)
+        self.real_tokens = self.computed_tokens = 0
+        self.infer_seconds = self.torch_load_seconds = self.wait_seconds = self.writing = 0.0
+        self.load_seconds: Dict[int, float] = {}
+        self.resumed = 0
+
+    def add(self, stats: dict) -> None:
+        """Add one engine's ``stats`` (``as_stats``): counts and times summed, model opening at its longest."""
+        for key, value in stats["counts"].items():
+            self.counts[key] = self.counts.get(key, 0) + value
+        for key in ("real_tokens", "computed_tokens", "infer_seconds", "torch_load_seconds", "wait_seconds",
+                    "writing", "resumed"):
+            setattr(self, key, getattr(self, key) + stats[key])
+        for bucket, seconds in stats["load_seconds"].items():
+            self.load_seconds[int(bucket)] = max(self.load_seconds.get(int(bucket), 0.0), seconds)
+
+
+def as_stats(streamer: "Streamer", runners, writing: float, resumed: int) -> dict:
+    """A streamer's and its runners' figures as plain data (``Work.add``), e.g. to send between processes."""
+    return {"counts": dict(streamer.counts), "real_tokens": streamer.real_tokens,
+            "computed_tokens": streamer.computed_tokens, "infer_seconds": streamer.infer_seconds,
+            "torch_load_seconds": streamer.torch_load_seconds, "wait_seconds": getattr(runners, "wait_seconds", 0.0),
+            "load_seconds": dict(getattr(runners, "load_seconds", {})), "writing": writing, "resumed": resumed}
+
+
+def embed_window(streamer: "Streamer", shard: Path, start: int, sentences, mode: str) -> float:
+    """Run one window and write its shard (atomically: a shard that exists is complete); the seconds
+    spent writing."""
+    vectors = streamer.window(start, sentences)
+    if streamer.shape is None:
+        if vectors:
+            sample = next(iter(vectors.values()))
+            streamer.shape = (sample.shape[0], sample.shape[-1])
+        else:
+            streamer.shape = _shape_of(streamer.runners)
+    n_layers, dim = streamer.shape
+    write_started = time.perf_counter()
+    _write_shard(shard, vectors, sentences, start, mode, dim, n_layers)
+    return time.perf_counter() - write_started
+
+
+def _embed_here(input_path, parts, lines, window, mode, models, options, weights, batch, long, threads,
+                load_runners, prefetch, progress, started, build_seconds) -> Work:
+    """The single-host engine: every missing shard computed in this process."""
+    from tqdm import tqdm
+
+    from stages.tools.embed_models import load_cpu_runners
+
+    runners = LazyRunners(models, load_runners or (lambda paths: load_cpu_runners(paths, threads)), prefetch)
+    streamer = Streamer(runners, batch, options, weights, long, threads)
+    resumed = 0
+    writing = 0.0
+    bar = tqdm(total=lines, unit="sent", desc="embed", disable=None if progress else True)
+    try:
+        for start, sentences in _windows(input_path, window):
+            shard = parts / _shard_name(start, window)
+            if shard.is_file():
+                resumed += len(sentences)
+                bar.update(len(sentences))
+                continue
+            writing += embed_window(streamer, shard, start, sentences, mode)
+            bar.update(len(sentences))
+            seconds = time.perf_counter() - started - build_seconds
+            bar.set_postfix(tokens_per_s=f"{streamer.real_tokens / max(seconds, 1e-9):.0f}")
+    finally:
+        runners.close()
+        bar.close()
+    work = Work(models)
+    work.add(as_stats(streamer, runners, writing, resumed))
+    return work
 
 
 def _shard_name(start: int, window: int) -> str:
@@ -472,6 +538,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--window", type=int, default=WINDOW,
                         help="lines sorted together and written as one resumable shard")
+    parser.add_argument("--ray-address", default="",
+                        help="compute the shards on the Ray cluster at host:port (embed_ray); empty: on this host")
+    parser.add_argument("--shared-dir", default="",
+                        help="the shards folder's parent, one every node reaches (default: beside the output)")
     parser.set_defaults(mode="all")
 
 
@@ -495,13 +565,30 @@ def run(args) -> int:
         return 0
     if args.stateful:
         raise StageError("--stateful needs the PyTorch engine (leave out --models-dir)")
-    from stages.tools.embed_models import bucket_models, parse_buckets
+    from stages.tools.embed_models import parse_buckets
 
     scanned = scan(args.input_file)
     if scanned[2]:
         raise _bad_lines(args.input_file, scanned[2])
     buckets = parse_buckets(args.buckets, scanned[1])
     weights_sha256 = sha256_file(weights)
+    cluster = None
+    if args.ray_address:  # joined before minutes of building, so a wrong address fails at once
+        from stages.tools.embed_ray import RayEngine
+
+        cluster = RayEngine(args.ray_address, target=args.target, options=options, weights=weights,
+                            weights_sha256=weights_sha256, batch=args.batch_size, long=args.long, mode=args.mode,
+                            threads=args.threads or None)
+    try:
+        return _run_offline(args, started, labels, options, weights, scanned, buckets, weights_sha256, cluster)
+    finally:
+        if cluster is not None:
+            cluster.close()
+
+
+def _run_offline(args, started, labels, options, weights, scanned, buckets, weights_sha256, cluster) -> int:
+    from stages.tools.embed_models import bucket_models
+
     described = load_runners = None
     building = time.perf_counter()
     if args.target == "ascend":
@@ -521,7 +608,8 @@ def run(args) -> int:
                              mode=args.mode, batch=args.batch_size, long=args.long, threads=args.threads or None,
                              labels=labels, window=args.window, scanned=scanned, weights_sha256=weights_sha256,
                              target=args.target, load_runners=load_runners, described=described,
-                             started=started, build_seconds=building)
+                             started=started, build_seconds=building, shared_dir=args.shared_dir or None,
+                             cluster=cluster)
     rates = manifest["tokens_per_s"]
     print(f"embedded {manifest['lines']} lines into {args.output_file} ({args.mode}, buckets "
           f"{' '.join(map(str, manifest['buckets']))}, {args.target} {labels['precision']}): counts {manifest['counts']}, padding "

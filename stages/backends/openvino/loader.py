@@ -1,0 +1,114 @@
+"""OpenVINO loaders: the simplified ONNX or a saved IR -> a compiled model.
+
+Precision settings a peer is compiled with:
+
+* ``default``: OpenVINO's own choice on this CPU (bf16 where the CPU has AMX or
+  AVX512-BF16, f32 elsewhere);
+* ``f32``: ``INFERENCE_PRECISION_HINT=f32``, every activation in float32.
+
+``compress_int8`` is NNCF's weight compression (``nncf.compress_weights``,
+INT8_ASYM per channel: int8 weights, activations as the precision setting
+says), saved as an IR once by ``make`` (``openvino-compress``) so ``make perf``
+does not recompress on every run.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from stages.common.errors import StageError
+
+SETTINGS = ("default", "f32")
+MISSING = ("{what} is not installed in this Python (import {module}: {why}): install the pinned requirements "
+           "(.venv/bin/pip install -r requirements.txt), or leave the peers out with PERF_PEERS=none")
+
+
+def require(what: str = "openvino"):
+    """The ``openvino`` (or ``nncf``) module, or one StageError line saying how to get it."""
+    try:
+        if what == "nncf":
+            import nncf
+
+            return nncf
+        import openvino
+
+        return openvino
+    except ImportError as exc:  # also the broken-install cases (a missing shared library)
+        name = "NNCF" if what == "nncf" else "OpenVINO"
+        raise StageError(MISSING.format(what=name, module=what, why=exc)) from None
+
+
+def available() -> bool:
+    try:
+        require()
+        return True
+    except StageError:
+        return False
+
+
+def versions() -> dict:
+    """The installed OpenVINO and NNCF versions (None where absent)."""
+    found = {}
+    for name in ("openvino", "nncf"):
+        try:
+            found[name] = require(name).__version__
+        except StageError:
+            found[name] = None
+    return found
+
+
+def device_default_precision() -> str:
+    """What ``default`` resolves to on this CPU (``f32``, ``bf16``, ``f16``), without compiling anything."""
+    return _type_name(require().Core().get_property("CPU", "INFERENCE_PRECISION_HINT"))
+
+
+def _type_name(value) -> str:
+    text = str(value)
+    for long, short in (("bfloat16", "bf16"), ("float32", "f32"), ("float16", "f16")):
+        if long in text:
+            return short
+    return text
+
+
+def read_model(path):
+    ov = require()
+    path = Path(path)
+    if not path.is_file():
+        raise StageError(f"{path}: not found; run make simplify (ONNX) or make perf (the NNCF IR) first")
+    try:
+        return ov.Core().read_model(str(path))
+    except Exception as exc:  # OpenVINO raises its own untyped errors
+        raise StageError(f"{path}: OpenVINO cannot read it ({str(exc).splitlines()[0]})") from None
+
+
+def compile_model(model, *, setting: str = "default", threads=None):
+    """A CPU compiled model of ``model`` (an ``ov.Model`` or a path) with ``setting`` (``SETTINGS``)."""
+    ov = require()
+    if setting not in SETTINGS:
+        raise StageError(f"OpenVINO precision setting {setting!r} is not one of {', '.join(SETTINGS)}")
+    if not isinstance(model, ov.Model):
+        model = read_model(model)
+    config = {"PERFORMANCE_HINT": "LATENCY"}
+    if threads:
+        config["INFERENCE_NUM_THREADS"] = int(threads)
+    if setting == "f32":
+        config["INFERENCE_PRECISION_HINT"] = "f32"
+    try:
+        return ov.Core().compile_model(model, "CPU", config)
+    except Exception as exc:
+        raise StageError(f"OpenVINO cannot compile the model for the CPU ({str(exc).splitlines()[0]})") from None
+
+
+def inference_precision(compiled) -> str:
+    """The precision the compiled model really computes in (``f32``, ``bf16``, ...)."""
+    return _type_name(compiled.get_property("INFERENCE_PRECISION_HINT"))
+
+
+def compress_int8(onnx_path):
+    """NNCF int8 weight compression of the simplified ONNX: an ``ov.Model`` and a description."""
+    nncf = require("nncf")
+    model = read_model(onnx_path)
+    import logging
+
+    logging.getLogger("nncf").setLevel(logging.WARNING)  # a table per call otherwise
+    compressed = nncf.compress_weights(model, mode=nncf.CompressWeightsMode.INT8_ASYM)
+    return compressed, "NNCF compress_weights INT8_ASYM (int8 weights per output channel, asymmetric)"
