@@ -44,7 +44,7 @@ def test_every_bucket_passes_and_every_sentence_is_judged_once(bucketed):
         for comparison in report["comparisons"]:
             assert comparison["token_cosine"]["min"] >= 0.99999, (name, comparison["reference"])
     # The sample's 411 sentences all fit 64 tokens: each is in exactly one bucket.
-    assert len(seen) == summary["overall"]["samples"] == 411 and len(set(seen)) == len(set(seen))
+    assert len(seen) == summary["overall"]["samples"] == 411 and len(set(seen)) == len(seen)
     table = (artifacts / "reports/accuracy-buckets.md").read_text()
     assert "| **overall** | **PASSED** | 411 |" in table and "(buckets/w17-32/accuracy.md)" in table
 

@@ -30,7 +30,6 @@ import os
 import shutil
 import time
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Dict, Iterator, List, Tuple
 
@@ -105,17 +104,15 @@ def select(layers: np.ndarray, mode: str, mix=None) -> np.ndarray:
 
 class LazyRunners(Mapping):
     """``{bucket: runner}`` whose runners are opened through ``load_runners({bucket: model})`` when
-    first used, so a bucket no sentence needs never loads. With ``prefetch`` a background thread
-    opens the buckets ``want`` names, in that order, while earlier buckets run (ONNX Runtime lets
-    go of the GIL while it loads a session). ``load_seconds`` is each bucket's opening time;
-    ``wait_seconds`` the time the caller spent waiting for one."""
+    first used, so a bucket no sentence needs never loads. (Opening them in a background thread
+    was measured on the cpu target: with ONNX Runtime on both cores the loads slowed inference
+    about as much as they saved.) ``load_seconds`` is each bucket's opening time; ``wait_seconds``
+    the time the caller spent waiting for one."""
 
-    def __init__(self, models: Dict[int, Path], load_runners, prefetch: bool = False):
+    def __init__(self, models: Dict[int, Path], load_runners):
         self.models = dict(sorted(models.items()))
         self._load = load_runners
         self._ready: Dict[int, object] = {}
-        self._pending: dict = {}
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embed-load") if prefetch else None
         self.load_seconds: Dict[int, float] = {}
         self.wait_seconds = 0.0
 
@@ -134,30 +131,14 @@ class LazyRunners(Mapping):
         self.load_seconds[bucket] = time.perf_counter() - started
         return runner
 
-    def want(self, buckets) -> None:
-        """Start opening these buckets' models in the background (no-op without ``prefetch``)."""
-        if self._pool is None:
-            return
-        for bucket in buckets:
-            if bucket in self.models and bucket not in self._ready and bucket not in self._pending:
-                self._pending[bucket] = self._pool.submit(self._open, bucket)
-
     def __getitem__(self, bucket: int):
         if bucket not in self._ready:
             if bucket not in self.models:
                 raise KeyError(bucket)
             started = time.perf_counter()
-            pending = self._pending.pop(bucket, None)
-            self._ready[bucket] = pending.result() if pending is not None else self._open(bucket)
+            self._ready[bucket] = self._open(bucket)
             self.wait_seconds += time.perf_counter() - started
         return self._ready[bucket]
-
-    def close(self) -> None:
-        if self._pool is not None:
-            for pending in self._pending.values():
-                pending.cancel()
-            self._pool.shutdown(wait=True)
-            self._pool = None
 
 
 class Streamer:
@@ -219,8 +200,6 @@ class Streamer:
                 self.computed_tokens += n
                 continue
             groups[bucket].append(offset)
-        if hasattr(self.runners, "want"):
-            self.runners.want([b for b, offsets in groups.items() if offsets])
         for bucket, offsets in groups.items():
             self.counts[str(bucket)] += len(offsets)
             for first in range(0, len(offsets), self.batch):
@@ -254,16 +233,13 @@ def _write_shard(path: Path, vectors: Dict[int, np.ndarray], sentences, start: i
 def embed_offline(input_path, output_path, *, options, weights, models: Dict[int, Path], mode: str = "all",
                   batch: int = 32, long: str = "torch", threads=None, labels=None, progress=True,
                   window: int = WINDOW, scanned=None, weights_sha256: str = "", target: str = "cpu",
-                  load_runners=None, described=None, prefetch: bool = False, started=None,
+                  load_runners=None, described=None, started=None,
                   build_seconds: float = 0.0, shared_dir=None, cluster=None) -> dict:
     """Stream ``input_path`` through the bucket ``models``; write ``output_path`` and its manifest.
 
     ``load_runners(models) -> {bucket: runner}`` gives the target's runners (default: ONNX Runtime
     on the cpu); it is called per bucket (``{bucket: model}``) when that bucket's first batch is
-    due, or with ``prefetch`` from a background thread as soon as a window shows the bucket is
-    needed. Prefetch pays where inference leaves the CPU idle; on the cpu target it does not
-    (2 cores, ONNX Runtime on both: the loads slowed inference about as much as they saved), so
-    it is off unless asked for. ``described`` is each model's record (default: read from the cpu model
+    due. ``described`` is each model's record (default: read from the cpu model
     manifests). ``scanned`` (``scan``'s result) and ``weights_sha256`` spare a caller who has them
     a second pass. ``started`` (a ``time.perf_counter()`` reading) is when the user's wait began,
     if before this call; ``build_seconds`` of it went into building models, reported apart from
@@ -302,7 +278,7 @@ def embed_offline(input_path, output_path, *, options, weights, models: Dict[int
 
     if cluster is None:
         work = _embed_here(input_path, parts, lines, window, mode, models, options, weights, batch, long, threads,
-                           load_runners, prefetch, progress, started, build_seconds)
+                           load_runners, progress, started, build_seconds)
     else:  # another engine computes the missing shards (``embed_ray``): same windows, same shard files
         work = cluster(input_path=input_path, parts=parts, window=window, settings=settings, models=models)
     resumed, writing = work.resumed, work.writing
@@ -425,13 +401,13 @@ def embed_window(streamer: "Streamer", shard: Path, start: int, sentences, mode:
 
 
 def _embed_here(input_path, parts, lines, window, mode, models, options, weights, batch, long, threads,
-                load_runners, prefetch, progress, started, build_seconds) -> Work:
+                load_runners, progress, started, build_seconds) -> Work:
     """The single-host engine: every missing shard computed in this process."""
     from tqdm import tqdm
 
     from stages.tools.embed_models import load_cpu_runners
 
-    runners = LazyRunners(models, load_runners or (lambda paths: load_cpu_runners(paths, threads)), prefetch)
+    runners = LazyRunners(models, load_runners or (lambda paths: load_cpu_runners(paths, threads)))
     streamer = Streamer(runners, batch, options, weights, long, threads)
     resumed = 0
     writing = 0.0
@@ -448,7 +424,6 @@ def _embed_here(input_path, parts, lines, window, mode, models, options, weights
             seconds = time.perf_counter() - started - build_seconds
             bar.set_postfix(tokens_per_s=f"{streamer.real_tokens / max(seconds, 1e-9):.0f}")
     finally:
-        runners.close()
         bar.close()
     work = Work(models)
     work.add(as_stats(streamer, runners, writing, resumed))

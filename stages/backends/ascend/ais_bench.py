@@ -80,7 +80,7 @@ def _tail(path: Path, n: int = TAIL_LINES) -> str:
     return "\n".join(lines[-n:]) if lines else "(ais_bench printed nothing)"
 
 
-def _check_host(manifest: dict, om: Path, devices: Sequence[int]) -> List[int]:
+def check_host(manifest: dict, om: Path, devices: Sequence[int]) -> List[int]:
     """The om's chip against this host's, and the device ids against its chips."""
     chips = detect_chips()
     # Deliberately not SOC_VERSION: that names the chip to build for, which
@@ -174,7 +174,7 @@ def run_inference(om, input_dir, output_dir, *, devices: Sequence[int] = (0,), b
     dym = om_manifest.pick_batch(manifest, batch_size, dym_batch, om)
     files = input_files(input_dir)
     _check_inputs(files, om_manifest.word_len(manifest), om)
-    devices = _check_host(manifest, om, devices)
+    devices = check_host(manifest, om, devices)
     tool = discover()
     check_drivable(tool)
     if dym is not None and not tool.has("--dymBatch"):
@@ -263,7 +263,7 @@ def run_perf(om, *, batch: int, loop: int, warmup: int, device: int, dym_batch: 
     if loop < 1 or warmup < 0:
         raise StageError(f"loop must be >= 1 and warmup >= 0, got loop={loop} warmup={warmup}")
     dym = om_manifest.pick_batch(manifest, int(batch), dym_batch, om)
-    _check_host(manifest, om, [device])
+    check_host(manifest, om, [device])
     tool = discover()
     check_drivable(tool)
     if dym is not None and not tool.has("--dymBatch"):

@@ -79,13 +79,13 @@ def open_om_runner(om, devices, out_shape, name: str):
     checked against the host's first, as ``make accuracy`` does."""
     from pathlib import Path
 
-    from stages.backends.ascend.ais_bench import _check_host
+    from stages.backends.ascend.ais_bench import check_host
     from stages.backends.ascend.om_manifest import read_manifest
     from stages.backends.ascend.session import DeviceWorkers, find_runtime, open_runner
 
     om = Path(om)
     manifest = read_manifest(om)
-    checked = _check_host(manifest, om, _devices(devices))
+    checked = check_host(manifest, om, _devices(devices))
     runtime = find_runtime()
     workers = DeviceWorkers(checked) if runtime.way == "api" else None
     runner = open_runner(runtime, om, manifest, devices=checked, out_shape=tuple(out_shape), name=name,
