@@ -79,8 +79,9 @@ def vocab(bilm_fixture):
 
 
 def _token_cosines(a, b):
-    cos = (a * b).sum(-1) / np.linalg.norm(a, axis=-1) / np.linalg.norm(b, axis=-1)
-    return cos.reshape(-1)
+    from stages.reports.metrics import cosine
+
+    return cosine(a, b, axis=-1).reshape(-1)
 
 
 def test_buckets_match_pytorch_on_every_length(tmp_path, fixture_args, vocab, models):
@@ -314,3 +315,15 @@ def test_int8_batched_form_is_the_judged_models_batched_branch(tmp_path, fixture
                for p in (full, batched)]
     assert np.array_equal(outputs[0], outputs[1])
     assert bucket_models(options, weights, [8], models, "int8")[8] == batched  # cached: not cut again
+
+
+def test_bad_ascend_settings_are_one_line_before_the_input_is_read(tmp_path, fixture_args, capsys):
+    text = tmp_path / "in.txt"
+    text.write_text("a b\n", encoding="utf-8")
+    out = tmp_path / "o.hdf5"
+    base = ["embed", str(text), str(out), *fixture_args, "--models-dir", str(tmp_path / "m"), "--target", "ascend"]
+    assert main([*base, "--devices", "0,a"]) == 2
+    assert "DEVICES='0,a': give NPU ids like 0 or 0,1" in capsys.readouterr().err
+    assert main([*base, "--om-batch", "1 x"]) == 2
+    assert "BATCH='1 x': give whole numbers" in capsys.readouterr().err
+    assert not out.exists() and not (tmp_path / "m").exists()

@@ -147,7 +147,9 @@ def test_no_api_double_for_the_2022_releases():
 # ---- make embed TARGET=ascend --------------------------------------------------------------------
 
 def _cosines(a, b):
-    return ((a * b).sum(-1) / np.linalg.norm(a, axis=-1) / np.linalg.norm(b, axis=-1)).reshape(-1)
+    from stages.reports.metrics import cosine
+
+    return cosine(a, b, axis=-1).reshape(-1)
 
 
 @pytest.fixture(scope="module")

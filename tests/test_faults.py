@@ -4,7 +4,6 @@ that finishes the job (issue: nothing stale, nothing lost, every failure one lin
 from __future__ import annotations
 
 import errno
-import hashlib
 import json
 import os
 import re
@@ -15,12 +14,14 @@ import h5py
 import numpy as np
 import pytest
 
+from stages.common.hashing import sha256_file
 from tests.conftest import REPO, TINY_OPTIONS, make, tiny_settings
 
 
 def _one_line(stderr: str) -> str:
     # make's own "make: *** [...] Error 2" ("make[1]: ***" when the tests run under make test) follows.
     lines = [ln for ln in stderr.splitlines() if ln.strip() and not re.match(r"make(\[\d+\])?: \*\*\* \[", ln)]
+    assert "Traceback" not in stderr, stderr
     errors = [ln for ln in lines if "error" in ln.lower() or "***" in ln]
     assert errors, stderr
     return errors[-1]
@@ -39,8 +40,8 @@ def test_clean_with_a_space_deletes_nothing(tmp_path):
     assert "overriding recipe" not in done.stderr
 
 
-def test_accuracy_with_a_space_makes_no_stray_folders(tmp_path):
-    os.chdir(tmp_path)
+def test_accuracy_with_a_space_makes_no_stray_folders(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     done = make("accuracy", f"ARTIFACTS={tmp_path / 'a b'}", check=False)
     assert done.returncode != 0 and "whitespace" in done.stderr and "overriding recipe" not in done.stderr
     assert list(tmp_path.iterdir()) == []
@@ -127,7 +128,7 @@ def _settings(tmp_path, options, weights):
 
 
 def _sha(path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    return sha256_file(path)
 
 
 def test_weights_changed_in_place_redo_the_run(user_model, tmp_path):
@@ -202,7 +203,6 @@ def _dead_pid() -> int:
 
 def test_every_kind_of_leftover_temporary_is_removed(tmp_path):
     settings = tiny_settings(tmp_path, "PRECISION=int8", "CPU_VARIANTS=int8")
-    make("-s", "print-OM", *settings)
     om = tmp_path / "artifacts" / make("-s", "print-OM", *settings).stdout.strip().split("/artifacts/", 1)[1]
     om.parent.mkdir(parents=True)
     pid = _dead_pid()

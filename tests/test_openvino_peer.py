@@ -73,9 +73,10 @@ def test_perf_json_has_peer_rows_with_verdicts(first_run):
         # A real verdict: the comparison ran at batch 1 and the largest batch over every sentence.
         assert [run["batch"] for run in p["runs"]] == [1, 4]
         assert all(run["token_cosine"]["count"] > 0 and run["padding_max_abs"] == 0.0 for run in p["runs"])
-        assert p["accuracy_gate"] == ("passed" if p["passed"] else "FAILED")
+        assert p["passed"] == all(run["passed"] for run in p["runs"])
+        assert all(run["passed"] == (run["token_cosine"]["min"] >= 0.99 and run["sentence_cosine"]["mean"] >= 0.99)
+                   for run in p["runs"])
         assert p["gate"] == {"sentence_cosine_mean_min": 0.99, "token_cosine_min": 0.99}
-        assert p["precision_class"] == ("exact fp32" if p["precision"] == "fp32" else "reduced precision")
     assert all(r["accuracy_gate"] == peers[r["variant"]]["accuracy_gate"] for r in rows)
     exact = next(p for p in peers.values() if p["source"] == "onnx" and p["setting"] == "f32")
     assert exact["passed"] and exact["token_cosine_min"] >= 0.99999
@@ -85,7 +86,7 @@ def test_perf_json_has_peer_rows_with_verdicts(first_run):
         if c["project"] and c["peer"]:
             assert c["project_vs_peer"] == pytest.approx(c["project"]["sentences_per_s"] / c["peer"]["sentences_per_s"])
     assert report["machine"]["runtimes"]["openvino"] and report["machine"]["runtimes"]["onnxruntime"]
-    assert report["peak_rss_mb"]["process"] > 0 and report["peak_rss_mb"]["peers"] == list(peers)
+    assert report["peak_rss_mb"]["process"] >= report["peak_rss_mb"]["onnxruntime_before_peers"] > 0
     md = (artifacts / "reports" / "perf.md").read_text()
     assert "Against the peers" in md and "exact fp32" in md and "openvino" in md
 

@@ -21,6 +21,14 @@ def default_threads() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
+def check_input_shape(name: str, model_shape, ids: np.ndarray) -> None:
+    """One line naming the axis where ``ids`` does not fit a model's input shape (non-int dims are free)."""
+    for axis, (want, got) in enumerate(zip(model_shape, ids.shape)):
+        if isinstance(want, int) and want != got:
+            raise StageError(f"{name}: input shape {list(ids.shape)} does not fit the model's {list(model_shape)}"
+                             f" (axis {axis}); rebuild the model for this BATCH/WORD_LEN")
+
+
 class TorchRunner:
     """PyTorch eager on the project's module."""
 
@@ -85,13 +93,7 @@ class OrtRunner:
 
     def infer(self, inputs: Arrays) -> Arrays:
         ids = np.ascontiguousarray(inputs["input"], dtype=np.int32)
-        expected = [d if isinstance(d, int) else None for d in self.input_shape]
-        for axis, (want, got) in enumerate(zip(expected, ids.shape)):
-            if want is not None and want != got:
-                raise StageError(
-                    f"{self.name}: input shape {list(ids.shape)} does not fit the model's {self.input_shape}"
-                    f" (axis {axis}); rebuild the model for this BATCH/WORD_LEN"
-                )
+        check_input_shape(self.name, self.input_shape, ids)
         (output,) = self.session.run(["output"], {"input": ids})
         return {"output": output}
 

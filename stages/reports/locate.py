@@ -320,7 +320,7 @@ def add_arguments(parser) -> None:
 
 def run(args) -> int:
     from stages.elmo.elmo_options import load_options
-    from stages.sources.data import load_samples, read_bin
+    from stages.sources.data import bin_path, load_samples, read_bin
     from stages.sources.weights import load_source
 
     if args.run_only and not args.checkpoints:
@@ -333,7 +333,7 @@ def run(args) -> int:
         manifest, sentences = load_samples(args.data)
         sample = pick_sample(sentences, args.accuracy_report or None, args.worst, args.per_length)
         word_len = manifest["word_len"]
-        ids = np.concatenate([read_bin(Path(args.data) / "bin" / f"{i}.bin", word_len) for i in sample["indices"]])
+        ids = np.concatenate([read_bin(bin_path(args.data, manifest, i), word_len) for i in sample["indices"]])
         options = load_options(load_source(args.weights_source)["options"])
         runs = run_debug_model(args, ids, (options.n_layers + 2, word_len, options.output_dim))
         if args.run_only:

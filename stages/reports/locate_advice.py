@@ -60,8 +60,9 @@ def _atc_facts():
         tool = find_atc()
     except StageError:
         return CANN51_PRECISION_MODES, "CANN 5.1's list (no atc where locate ran)", ""
-    modes, source = precision_modes(tool)
-    return modes, source, atc_help(tool)
+    text = atc_help(tool)
+    modes, source = precision_modes(tool, help_text=text)
+    return modes, source, text
 
 
 def _ascend(report, part, nodes, report_dir: Path) -> List[str]:

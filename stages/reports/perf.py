@@ -27,6 +27,7 @@ import numpy as np
 from stages.common.atomic import write_json, write_text
 from stages.common.machine import cpu_model, isa_flags
 from stages.common.errors import StageError
+from stages.common.records import read_record
 
 SCHEMA = "elmo-perf/1"
 PUBLISHED = [
@@ -322,7 +323,7 @@ def _load_peers(args, threads: int, notes: List[str]) -> List[Variant]:
     from stages.backends.openvino import loader
     from stages.backends.openvino.runner import OpenVinoRunner
 
-    if "openvino" not in resolve_peers(args.peers):
+    if args.peers != "openvino":  # run() resolved --peers once already
         return []
     sources = {"onnx": args.onnx, "nncf": args.openvino_int8}
     if not args.openvino_int8:
@@ -360,6 +361,7 @@ def judge_peers(peers: List[Variant], reference_runner, ids: np.ndarray, lengths
     cosine and min token cosine at or above the gate, padded positions exactly zero."""
     from stages.backends.runners import infer_all
     from stages.common.progress import step
+    from stages.reports.accuracy import gate_checks, padding_max
     from stages.reports.metrics import compare, summarize
 
     if not peers:
@@ -373,12 +375,9 @@ def judge_peers(peers: List[Variant], reference_runner, ids: np.ndarray, lengths
             for batch in batches:
                 outputs = infer_all(v.runner, ids, batch_size=batch)
                 raw = compare([outputs[i, :n] for i, n in enumerate(lengths)], want)
-                padding = float(max((np.abs(outputs[i, n:]).max() if n < outputs.shape[1] else 0.0)
-                                    for i, n in enumerate(lengths)))
+                padding = padding_max(outputs, lengths)
                 sentence, token = summarize(raw["sentence_cosine"]), summarize(raw["token_cosine"])
-                checks = {"sentence_cosine_mean": sentence["mean"] >= gate["sentence_cosine_mean_min"],
-                          "token_cosine_min": token["min"] >= gate["token_cosine_min"],
-                          "padding_exactly_zero": padding == 0.0}
+                checks = dict(gate_checks(sentence, token, gate), padding_exactly_zero=padding == 0.0)
                 runs.append({"batch": batch, "sentence_cosine": sentence, "token_cosine": token,
                              "max_abs_error": raw["max_abs_error"], "mean_abs_error": raw["mean_abs_error"],
                              "padding_max_abs": padding, "checks": checks, "passed": all(checks.values())})
@@ -457,7 +456,7 @@ def add_gates(results: List[dict], variants: List[Variant], reports: List[str], 
     gate shows as failing next to its speed."""
     verdicts = {}
     for path in reports:
-        report = json.loads(Path(path).read_text(encoding="utf-8"))
+        report = read_record(path, missing="rerun make accuracy", schema="elmo-accuracy/1")
         verdicts[str(Path(report["model"]["path"]).resolve())] = "passed" if report["passed"] else "FAILED"
     models = {v.name: v.model for v in variants}
     peers = {v.name: v.peer for v in variants if v.peer}
@@ -478,13 +477,17 @@ def locate_links(reports: List[str], report_dir) -> List[str]:
     lines = []
     for path in reports:
         path = Path(path)
-        report = json.loads(path.read_text(encoding="utf-8"))
+        report = read_record(path, missing="rerun make accuracy", schema="elmo-accuracy/1")
         if report["passed"]:
             continue
         flavour = path.parent.name  # runs/<target>-<flavour>/accuracy.json, as make locate names its folder
         located = Path(report_dir) / "locate" / flavour / "locate.json"
-        if located.is_file() and located.stat().st_mtime >= path.stat().st_mtime:
-            first = json.loads(located.read_text(encoding="utf-8")).get("first_below_gate")
+        try:  # an unreadable or older locate report is no reason to lose the timings: offer the command
+            current = located.is_file() and located.stat().st_mtime >= path.stat().st_mtime
+            first = read_record(located, missing="rerun make locate").get("first_below_gate") if current else None
+        except StageError:
+            current = False
+        if current:
             found = f"first below the gate: {first['label']}" if first else "every layer passes on its sample"
             lines.append(f"- {flavour} failed the accuracy gate; per-layer comparison "
                          f"([locate/{flavour}/locate.md](locate/{flavour}/locate.md)): {found}.")
@@ -743,7 +746,7 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from stages.sources.data import load_samples, read_bin
+    from stages.sources.data import bin_path, load_samples, read_bin
     from stages.elmo.elmo_options import load_options
     from stages.backends.runners import default_threads
     from stages.sources.weights import load_source
@@ -753,7 +756,7 @@ def run(args) -> int:
     threads = args.threads or default_threads()
     manifest, sentences = load_samples(args.data)
     word_len = manifest["word_len"]
-    ids = np.concatenate([read_bin(Path(args.data) / "bin" / f"{i}.bin", word_len) for i in range(len(sentences))])
+    ids = np.concatenate([read_bin(bin_path(args.data, manifest, i), word_len) for i in range(len(sentences))])
     source = load_source(args.weights_source)
     dataset = json.loads(Path(args.dataset_source).read_text()) if args.dataset_source else {}
     peer_notes: List[str] = []
@@ -779,6 +782,7 @@ def run(args) -> int:
         v.close()
     add_ratios_and_roofline(results, variants, load_options(source["options"]), word_len, machine)
     add_gates(results, variants, args.accuracy_report or [], args.model)
+    process_peak = max(onnx_peak, peak_rss_mb())
     report = {
         "schema": SCHEMA,
         "target": args.target,
@@ -796,8 +800,8 @@ def run(args) -> int:
         "budget": {"seconds_per_point": args.seconds, "rounds": args.rounds, "warmup": args.warmup,
                    "min_iters": args.min_iters},
         # The perf process: every in-process model (ONNX Runtime variants and peers) loaded together.
-        "peak_rss_mb": {"process": max(onnx_peak, peak_rss_mb()),
-                        "onnxruntime_variants": max(onnx_peak, peak_rss_mb()),
+        "peak_rss_mb": {"process": process_peak,
+                        "onnxruntime_variants": process_peak,  # the older name, kept for readers of it
                         "onnxruntime_before_peers": onnx_peak,
                         "peers": [v.name for v in peers],
                         "pytorch_worker": next((v.peak_rss_mb for v in variants if isinstance(v, WorkerVariant)),

@@ -68,9 +68,14 @@ class RunningCosine:
             return
         self.count += int(values.size)
         self.total += float(values.sum())
-        self.min = min(self.min, float(values.min()))
-        self.max = max(self.max, float(values.max()))
-        self.hist += np.bincount(distance_bins(values), minlength=BINS)
+        # A NaN (an overflowed fp16 output) must fail the gate, so it sticks: Python's min/max
+        # would drop it, and the histogram counts it as the worst cosine, not a match.
+        if np.isnan(values).any():
+            self.min = self.max = math.nan
+        elif not math.isnan(self.min):
+            self.min = min(self.min, float(values.min()))
+            self.max = max(self.max, float(values.max()))
+        self.hist += np.bincount(distance_bins(np.nan_to_num(values, nan=-1.0)), minlength=BINS)
 
     def _order_statistic(self, k: int) -> float:
         """Estimate of the k-th smallest cosine (0-based): the k-th largest distance's bin."""
@@ -137,7 +142,8 @@ class RunningComparison:
         self.sentence.add(sentence_cosine(candidate, reference, starts))
         diff = np.abs(candidate.astype(np.float64) - reference)
         if diff.size:
-            self.max_abs = max(self.max_abs, float(diff.max()))
+            largest = float(diff.max())  # NaN when any is: kept, as in RunningCosine
+            self.max_abs = largest if math.isnan(largest) else max(self.max_abs, largest)
             self.abs_sum += float(diff.sum())
             self.abs_count += int(diff.size)
         return np.minimum.reduceat(token, starts)
@@ -161,7 +167,7 @@ class WorstSentences:
         worst: Optional[np.ndarray] = None
         against: List[str] = [""] * len(indices)
         for name, values in per_reference.items():
-            values = np.asarray(values, dtype=np.float64)
+            values = np.nan_to_num(np.asarray(values, dtype=np.float64), nan=-np.inf)  # NaN: the worst
             if worst is None:
                 worst = np.full(len(indices), np.inf)
             for i in np.flatnonzero(values < worst):

@@ -35,7 +35,7 @@ from typing import Dict, Iterator, List, Tuple
 
 import numpy as np
 
-from stages.common.atomic import atomic_path, remove_orphans, write_json
+from stages.common.atomic import atomic_path, write_json
 from stages.common.errors import StageError
 from stages.common.hashing import sha256_file
 from stages.elmo.charids import batch_ids
@@ -284,7 +284,6 @@ def embed_offline(input_path, output_path, *, options, weights, models: Dict[int
     resumed, writing = work.resumed, work.writing
 
     assembling = time.perf_counter()
-    remove_orphans(output_path)
     index = {}
     with atomic_path(output_path) as tmp:
         first = parts / _shard_name(0, window)
@@ -540,6 +539,11 @@ def run(args) -> int:
         return 0
     if args.stateful:
         raise StageError("--stateful needs the PyTorch engine (leave out --models-dir)")
+    if args.target == "ascend":  # before the input is read: a typo costs no time
+        from stages.backends.ascend.target import parse_batches, parse_devices
+
+        args.om_batch = parse_batches(args.om_batch) if args.om_batch.strip() else [1, args.batch_size]
+        args.devices = parse_devices(args.devices)
     from stages.tools.embed_models import parse_buckets
 
     scanned = scan(args.input_file)
@@ -571,8 +575,7 @@ def _run_offline(args, started, labels, options, weights, scanned, buckets, weig
 
         models, described, load_runners = ascend_bucket_models(
             options, weights, buckets, args.models_dir, weights_sha256=weights_sha256,
-            om_batches=[int(b) for b in args.om_batch.split()] or [1, args.batch_size],
-            devices=[int(d) for d in args.devices.split(",")], soc_version=args.soc_version,
+            om_batches=args.om_batch, devices=args.devices, soc_version=args.soc_version,
             precision_mode=args.precision_mode)
         labels["precision"] = args.precision_mode or "atc default"
     else:

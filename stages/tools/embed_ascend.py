@@ -87,10 +87,9 @@ def ascend_bucket_models(options, weights, buckets: List[int], models_dir, *, we
     Devices, chip and the way to run (API or CLI) are settled before anything is built, so a host
     that cannot run the .om files fails before minutes of export and compile."""
     from stages.backends.ascend.session import find_runtime
+    from stages.backends.ascend.target import parse_batches
 
-    batches = sorted({int(b) for b in om_batches})
-    if not batches or batches[0] < 1:
-        raise StageError(f"--om-batch {' '.join(map(str, om_batches))!r}: give batch sizes >= 1, e.g. BATCH='1 4 8'")
+    batches = parse_batches(" ".join(map(str, om_batches)))
     devices, soc = _host_soc(list(devices), soc_version)
     runtime = find_runtime()
     folder = Path(models_dir) / weights_sha256[:12]

@@ -83,9 +83,11 @@ def atc_help(atc: Union["AtcTool", str, None] = None) -> str:
     return done.stdout
 
 
-def precision_modes(atc: Union["AtcTool", str, None] = None) -> Tuple[Tuple[str, ...], str]:
-    """(accepted ``--precision_mode`` values, where that list came from)."""
-    listed = precision_modes_from_help(atc_help(atc))
+def precision_modes(atc: Union["AtcTool", str, None] = None, help_text: Optional[str] = None
+                    ) -> Tuple[Tuple[str, ...], str]:
+    """(accepted ``--precision_mode`` values, where that list came from); ``help_text`` spares a
+    caller who already ran ``atc --help`` a second run."""
+    listed = precision_modes_from_help(atc_help(atc) if help_text is None else help_text)
     if listed:
         return listed, "atc --help"
     return CANN51_PRECISION_MODES, "CANN 5.1 list (atc --help lists none)"

@@ -7,7 +7,7 @@ import os
 from stages.common.errors import StageError
 
 
-def _batches(text) -> list:
+def parse_batches(text) -> list:
     try:
         sizes = sorted({int(b) for b in str(text).replace(",", " ").split()})
     except ValueError:
@@ -17,7 +17,7 @@ def _batches(text) -> list:
     return sizes
 
 
-def _devices(text) -> list:
+def parse_devices(text) -> list:
     try:
         return [int(d) for d in str(text).split(",") if d.strip()]
     except ValueError:
@@ -30,7 +30,7 @@ def compile_ascend(args) -> dict:
 
     override = args.soc_version or os.environ.get("SOC_VERSION") or None
     chips = [] if override else detect_chips()
-    return compile_om(args.model, args.out, batch_sizes=_batches(args.batch), word_len=args.word_len,
+    return compile_om(args.model, args.out, batch_sizes=parse_batches(args.batch), word_len=args.word_len,
                       soc_version=soc_version(chips, override), precision_mode=args.precision_mode or None,
                       atc=find_atc())
 
@@ -38,7 +38,7 @@ def compile_ascend(args) -> dict:
 def infer_ascend(args) -> dict:
     from stages.backends.ascend.ais_bench import run_inference
 
-    summary = run_inference(args.model, args.input, args.output, devices=_devices(args.devices))
+    summary = run_inference(args.model, args.input, args.output, devices=parse_devices(args.devices))
     summary["output_dir"] = str(args.output)
     return summary
 
@@ -49,7 +49,7 @@ def perf_entries(args, batches) -> list:
     from stages.backends.ascend.om_manifest import read_manifest
 
     manifest = read_manifest(args.model)
-    device = _devices(args.devices)[0]
+    device = parse_devices(args.devices)[0]
     entries = []
     for batch in batches:
         result = run_perf(args.model, batch=batch, loop=args.loop, warmup=args.warmup, device=device)
@@ -85,7 +85,7 @@ def open_om_runner(om, devices, out_shape, name: str):
 
     om = Path(om)
     manifest = read_manifest(om)
-    checked = check_host(manifest, om, _devices(devices))
+    checked = check_host(manifest, om, parse_devices(devices))
     runtime = find_runtime()
     workers = DeviceWorkers(checked) if runtime.way == "api" else None
     runner = open_runner(runtime, om, manifest, devices=checked, out_shape=tuple(out_shape), name=name,

@@ -21,7 +21,7 @@ MODEL_FILE = "model.xml"
 def compress(onnx_path, out_dir) -> dict:
     """``onnx_path`` -> ``out_dir/model.xml`` (+ ``.bin``, ``manifest.json``); the manifest."""
     ov = loader.require()
-    loader.require("nncf")
+    nncf = loader.require("nncf")
     onnx_path, out_dir = Path(onnx_path), Path(out_dir)
     if not onnx_path.is_file():
         raise StageError(f"{onnx_path}: not found; run make simplify first")
@@ -36,7 +36,7 @@ def compress(onnx_path, out_dir) -> dict:
             "path": str(out_dir / MODEL_FILE),
             "precision": "int8",
             "weights_form": form,
-            "runtime": {"openvino": ov.__version__, "nncf": loader.require("nncf").__version__},
+            "runtime": {"openvino": ov.__version__, "nncf": nncf.__version__},
             "onnx": str(onnx_path),
             "onnx_sha256": sha256_file(onnx_path),
             "compress_seconds": round(time.perf_counter() - started, 2),

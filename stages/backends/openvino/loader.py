@@ -45,17 +45,6 @@ def available() -> bool:
         return False
 
 
-def versions() -> dict:
-    """The installed OpenVINO and NNCF versions (None where absent)."""
-    found = {}
-    for name in ("openvino", "nncf"):
-        try:
-            found[name] = require(name).__version__
-        except StageError:
-            found[name] = None
-    return found
-
-
 def device_default_precision() -> str:
     """What ``default`` resolves to on this CPU (``f32``, ``bf16``, ``f16``), without compiling anything."""
     return _type_name(require().Core().get_property("CPU", "INFERENCE_PRECISION_HINT"))

@@ -17,6 +17,7 @@ from typing import Dict, Optional
 import numpy as np
 
 from stages.backends.openvino import loader
+from stages.backends.runners import check_input_shape
 from stages.common.errors import StageError
 
 Arrays = Dict[str, np.ndarray]
@@ -61,10 +62,7 @@ class OpenVinoRunner:
 
     def infer(self, inputs: Arrays) -> Arrays:
         ids = np.ascontiguousarray(inputs["input"], dtype=np.int32)
-        for axis, (want, got) in enumerate(zip(self.input_shape, ids.shape)):
-            if want is not None and want != got:
-                raise StageError(f"{self.name}: input shape {list(ids.shape)} does not fit the model's "
-                                 f"{self.input_shape} (axis {axis})")
+        check_input_shape(self.name, self.input_shape, ids)
         if self.static and ids.shape != self.shape:
             self._compile(ids.shape)
         self.request.infer({"input": ids})
