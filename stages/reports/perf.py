@@ -456,7 +456,7 @@ def add_gates(results: List[dict], variants: List[Variant], reports: List[str], 
     gate shows as failing next to its speed."""
     verdicts = {}
     for path in reports:
-        report = read_record(path, missing="rerun make accuracy", schema="elmo-accuracy/1")
+        report = read_record(path, missing="rerun make accuracy")
         verdicts[str(Path(report["model"]["path"]).resolve())] = "passed" if report["passed"] else "FAILED"
     models = {v.name: v.model for v in variants}
     peers = {v.name: v.peer for v in variants if v.peer}
@@ -477,7 +477,7 @@ def locate_links(reports: List[str], report_dir) -> List[str]:
     lines = []
     for path in reports:
         path = Path(path)
-        report = read_record(path, missing="rerun make accuracy", schema="elmo-accuracy/1")
+        report = read_record(path, missing="rerun make accuracy")
         if report["passed"]:
             continue
         flavour = path.parent.name  # runs/<target>-<flavour>/accuracy.json, as make locate names its folder
