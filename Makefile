@@ -79,6 +79,9 @@ RAY_ADDRESS ?=
 EMBED_SHARED_DIR ?=
 ## EMBED_WINDOW  make embed: lines sorted together and written as one resumable shard (a Ray block)
 EMBED_WINDOW ?= 2048
+## EMBED_PREPACK  make embed, cpu: pre-pack each bucket's weights when opening it: auto (where enough
+##             batches use the bucket to repay the slower opening) | on | off
+EMBED_PREPACK ?= auto
 ## PYTHON      interpreter that creates .venv
 PYTHON ?= python3
 
@@ -218,6 +221,7 @@ $(if $(filter embed,$(MAKECMDGOALS)),$(if $(INPUT),$(if $(shell [ -f '$(INPUT)' 
 $(if $(filter embed,$(MAKECMDGOALS)),$(if $(filter %.hdf5 %.h5,$(OUTPUT)),,$(error OUTPUT="$(OUTPUT)": give the .hdf5 file to write, e.g. OUTPUT=vectors.hdf5)))
 $(if $(filter embed,$(MAKECMDGOALS)),$(if $(filter all top average,$(LAYERS)),,$(error LAYERS="$(LAYERS)": use all, top or average)))
 $(if $(filter embed,$(MAKECMDGOALS)),$(if $(filter torch fail,$(LONG)),,$(error LONG="$(LONG)": use torch or fail)))
+$(if $(filter embed,$(MAKECMDGOALS)),$(if $(filter auto on off,$(EMBED_PREPACK)),,$(error EMBED_PREPACK="$(EMBED_PREPACK)": use auto, on or off)))
 $(if $(filter embed,$(MAKECMDGOALS)),$(if $(call matches,$(EMBED_WINDOW),$(POSITIVE)),,$(error EMBED_WINDOW="$(EMBED_WINDOW)": give a number of lines >= 1, e.g. EMBED_WINDOW=2048)))
 $(if $(BATCHES),,$(error BATCH is empty: give one or more batch sizes, e.g. BATCH="1 4 8"))
 $(foreach b,$(BATCHES),$(if $(call matches,$(b),$(POSITIVE)),,$(error BATCH="$(BATCH)": "$(b)" is not a batch size; give whole numbers >= 1, e.g. BATCH="1 4 8")))
@@ -431,7 +435,7 @@ EMBED_BUCKETS := $(if $(filter command line,$(origin WORD_LEN)),$(WORD_LEN),auto
 embed: $(DOCTOR_GATE) $(SOURCE_JSON) | $(HOST_VENV) ## ELMo vectors for INPUT into OUTPUT (allennlp's elmo format), in length buckets, resumable
 	$(STAGES) embed '$(abspath $(INPUT))' '$(abspath $(OUTPUT))' --source $(SOURCE_JSON) --layers $(LAYERS) \
 	  --models-dir $(ARTIFACTS)/embed-models/$(TARGET) --buckets '$(EMBED_BUCKETS)' --precision $(PRECISION) \
-	  --batch-size $(LARGEST_BATCH) --long $(LONG) --threads $(THREADS) --target $(TARGET) --window $(EMBED_WINDOW) \
+	  --batch-size $(LARGEST_BATCH) --long $(LONG) --threads $(THREADS) --target $(TARGET) --window $(EMBED_WINDOW) --prepack $(EMBED_PREPACK) \
 	  $(if $(RAY_ADDRESS),--ray-address '$(RAY_ADDRESS)' --shared-dir '$(abspath $(or $(EMBED_SHARED_DIR),$(dir $(OUTPUT))))') \
 	  $(if $(filter ascend,$(TARGET)),--devices $(DEVICES) --om-batch '$(OM_BATCHES)' \
 	  $(if $(SOC_VERSION),--soc-version $(SOC_VERSION)) $(if $(PRECISION_MODE),--precision-mode $(PRECISION_MODE)))

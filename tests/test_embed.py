@@ -327,3 +327,55 @@ def test_bad_ascend_settings_are_one_line_before_the_input_is_read(tmp_path, fix
     assert main([*base, "--om-batch", "1 x"]) == 2
     assert "BATCH='1 x': give whole numbers" in capsys.readouterr().err
     assert not out.exists() and not (tmp_path / "m").exists()
+
+
+# --- pre-packing: only where enough batches repay the slower opening ------------------------------
+
+def test_planned_calls_bound_every_bucket_s_runs():
+    from collections import Counter
+
+    from stages.tools.embed_models import planned_calls
+
+    lengths = Counter({0: 5, 3: 70, 8: 30, 9: 1, 20: 3, 99: 2})  # empty and too-long lines run nowhere
+    assert planned_calls(lengths, [8, 16, 24], batch=32, windows=1) == {8: 4, 16: 1, 24: 1}
+    # each window may cut a bucket's batch short, but never more runs than sentences
+    assert planned_calls(lengths, [8, 16, 24], batch=32, windows=10) == {8: 13, 16: 1, 24: 3}
+
+
+def test_prepack_plan_packs_where_calls_repay_it():
+    from stages.common.errors import StageError
+    from stages.tools.embed_models import PREPACK_FROM_CALLS, prepack_plan
+
+    calls = {8: PREPACK_FROM_CALLS["fp32"], 16: PREPACK_FROM_CALLS["fp32"] - 1, 32: 0}
+    assert prepack_plan(calls, "fp32") == {8: True, 16: False, 32: False}
+    assert prepack_plan(calls, "int8") == {8: True, 16: True, 32: False}
+    assert prepack_plan(calls, "fp32", "on") == {8: True, 16: True, 32: True}
+    assert prepack_plan(calls, "int8", "off") == {8: False, 16: False, 32: False}
+    with pytest.raises(StageError, match="EMBED_PREPACK=maybe: use auto, on or off"):
+        prepack_plan(calls, "fp32", "maybe")
+
+
+def test_unpacked_buckets_give_the_packed_vectors(tmp_path, fixture_args, vocab, models):
+    """ONNX Runtime opened with and without pre-packing: same vectors; the manifest says which."""
+    text = tmp_path / "in.txt"
+    _corpus(text, vocab, [3, 7, 12, 16, 5, 2], seed=4)
+    files = {}
+    for asked in ("on", "auto"):
+        files[asked] = tmp_path / f"{asked}.hdf5"
+        assert main(["embed", str(text), str(files[asked]), *fixture_args, "--models-dir", str(models),
+                     "--buckets", "8 16", "--batch-size", "2", "--prepack", asked]) == 0
+    plans = {k: json.loads(Path(f"{v}.json").read_text())["open_plan"] for k, v in files.items()}
+    assert plans["on"] == {"asked": "on", "planned_calls": {"8": 2, "16": 1}, "prepacked": {"8": True, "16": True}}
+    assert plans["auto"]["prepacked"] == {"8": False, "16": False}  # one or two calls repay no packing
+    with h5py.File(files["on"], "r") as a, h5py.File(files["auto"], "r") as b:
+        for k in map(str, range(6)):
+            np.testing.assert_allclose(a[k][...], b[k][...], rtol=0, atol=1e-5)
+
+
+def test_make_embed_refuses_a_bad_prepack(tmp_path):
+    from tests.conftest import make
+
+    text = tmp_path / "in.txt"
+    text.write_text("a b\n", encoding="utf-8")
+    bad = make("embed", f"INPUT={text}", f"OUTPUT={tmp_path / 'o.hdf5'}", "EMBED_PREPACK=yes", check=False)
+    assert bad.returncode != 0 and 'EMBED_PREPACK="yes": use auto, on or off' in bad.stderr

@@ -29,9 +29,10 @@ import json
 import os
 import shutil
 import time
+from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Dict, Iterator, List, Tuple
+from typing import Dict, Iterator, List, NamedTuple, Optional, Tuple
 
 import numpy as np
 
@@ -46,26 +47,35 @@ MANIFEST_SCHEMA = "elmo-embed-manifest/1"
 SHARD_SCHEMA = "elmo-embed-progress/1"
 
 
-def scan(path) -> Tuple[int, int, List[int]]:
-    """(lines, most tokens on a line, 1-based numbers of lines that are not UTF-8), reading once."""
+class Scanned(NamedTuple):
+    lines: int
+    longest: int
+    bad: List[int]  # 1-based numbers of lines that are not UTF-8
+    lengths: Counter  # lines by tokens
+
+
+def scan(path) -> Scanned:
+    """What one read of the input tells before any work: its lines, the most tokens on one, the
+    lines that are not UTF-8 and how many lines have each length."""
     path = Path(path)
     if not path.is_file():
         raise StageError(f"INPUT={path}: no such file")
-    lines = longest = 0
+    lines = 0
     bad = []
+    lengths: Counter = Counter()
     with path.open("rb") as handle:
         for number, raw in enumerate(handle, 1):
             lines = number
             try:
-                longest = max(longest, len(raw.decode("utf-8").split()))
+                lengths[len(raw.decode("utf-8").split())] += 1
             except UnicodeDecodeError:
                 bad.append(number)
-    return lines, longest, bad
+    return Scanned(lines, max(lengths, default=0), bad, lengths)
 
 
 def read_sentences(path) -> list:
     path = Path(path)
-    _, _, bad = scan(path)
+    bad = scan(path).bad
     if bad:
         raise _bad_lines(path, bad)
     return [line.split() for line in path.read_text(encoding="utf-8").splitlines()]
@@ -234,7 +244,7 @@ def embed_offline(input_path, output_path, *, options, weights, models: Dict[int
                   batch: int = 32, long: str = "torch", threads=None, labels=None, progress=True,
                   window: int = WINDOW, scanned=None, weights_sha256: str = "", target: str = "cpu",
                   load_runners=None, described=None, started=None,
-                  build_seconds: float = 0.0, shared_dir=None, cluster=None) -> dict:
+                  build_seconds: float = 0.0, shared_dir=None, cluster=None, open_plan: Optional[dict] = None) -> dict:
     """Stream ``input_path`` through the bucket ``models``; write ``output_path`` and its manifest.
 
     ``load_runners(models) -> {bucket: runner}`` gives the target's runners (default: ONNX Runtime
@@ -245,7 +255,8 @@ def embed_offline(input_path, output_path, *, options, weights, models: Dict[int
     if before this call; ``build_seconds`` of it went into building models, reported apart from
     the end-to-end time. ``shared_dir`` holds the shards folder (default: beside the output);
     ``cluster(input_path=, parts=, window=, settings=, models=) -> Work`` computes the missing
-    shards elsewhere (``embed_ray``) instead of here."""
+    shards elsewhere (``embed_ray``) instead of here. ``open_plan`` (how the runners were told to
+    open, e.g. which buckets pre-pack) goes into the manifest as it is."""
     import h5py
 
     if mode not in ("all", "top", "average"):
@@ -254,7 +265,8 @@ def embed_offline(input_path, output_path, *, options, weights, models: Dict[int
         raise StageError(f"LONG={long}: use torch (embed with the PyTorch module) or fail")
     input_path, output_path = Path(input_path), Path(output_path)
     started = time.perf_counter() if started is None else started
-    lines, _, bad = scanned or scan(input_path)
+    scanned = scanned or scan(input_path)
+    lines, bad = scanned.lines, scanned.bad
     if bad:
         raise _bad_lines(input_path, bad)
     input_sha = sha256_file(input_path)
@@ -341,6 +353,7 @@ def embed_offline(input_path, output_path, *, options, weights, models: Dict[int
                             if work.infer_seconds else None},
         "tokens_per_s": {"end_to_end": work.real_tokens / total if total else None,
                          "inference": work.real_tokens / work.infer_seconds if work.infer_seconds else None},
+        "open_plan": open_plan,
         "labels": labels or {},
     }
     write_json(str(output_path) + ".json", manifest)
@@ -510,6 +523,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--precision-mode", default="", help="ascend: atc --precision_mode")
     parser.add_argument("--long", default="torch", choices=("torch", "fail"))
     parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--prepack", default="auto", choices=("auto", "on", "off"),
+                        help="cpu: pre-pack each bucket's weights when opening it (auto: where enough batches "
+                             "will use it to pay back the slower opening)")
     parser.add_argument("--window", type=int, default=WINDOW,
                         help="lines sorted together and written as one resumable shard")
     parser.add_argument("--ray-address", default="",
@@ -565,10 +581,23 @@ def run(args) -> int:
             cluster.close()
 
 
+def _cpu_open_plan(args, scanned: Scanned, buckets: List[int]):
+    """Which cpu buckets open pre-packed (``embed_models.prepack_plan``), and the loader that opens them so."""
+    from stages.tools.embed_models import load_cpu_runners, planned_calls, prepack_plan
+
+    windows = -(-scanned.lines // args.window)
+    calls = planned_calls(scanned.lengths, buckets, args.batch_size, windows)
+    prepack = prepack_plan(calls, args.precision, args.prepack)
+    threads = args.threads or None
+    plan = {"asked": args.prepack, "planned_calls": {str(b): n for b, n in calls.items()},
+            "prepacked": {str(b): p for b, p in prepack.items()}}
+    return plan, lambda paths: load_cpu_runners(paths, threads, prepack=prepack)
+
+
 def _run_offline(args, started, labels, options, weights, scanned, buckets, weights_sha256, cluster) -> int:
     from stages.tools.embed_models import bucket_models
 
-    described = load_runners = None
+    described = load_runners = open_plan = None
     building = time.perf_counter()
     if args.target == "ascend":
         from stages.tools.embed_ascend import ascend_bucket_models
@@ -581,13 +610,15 @@ def _run_offline(args, started, labels, options, weights, scanned, buckets, weig
     else:
         models = bucket_models(options, weights, buckets, args.models_dir, args.precision, weights_sha256)
         labels["precision"] = args.precision
+        if cluster is None:
+            open_plan, load_runners = _cpu_open_plan(args, scanned, buckets)
     building = time.perf_counter() - building
     manifest = embed_offline(args.input_file, args.output_file, options=options, weights=weights, models=models,
                              mode=args.mode, batch=args.batch_size, long=args.long, threads=args.threads or None,
                              labels=labels, window=args.window, scanned=scanned, weights_sha256=weights_sha256,
                              target=args.target, load_runners=load_runners, described=described,
                              started=started, build_seconds=building, shared_dir=args.shared_dir or None,
-                             cluster=cluster)
+                             cluster=cluster, open_plan=open_plan)
     rates = manifest["tokens_per_s"]
     print(f"embedded {manifest['lines']} lines into {args.output_file} ({args.mode}, buckets "
           f"{' '.join(map(str, manifest['buckets']))}, {args.target} {labels['precision']}): counts {manifest['counts']}, padding "

@@ -19,20 +19,31 @@ against ~0.4 s for one batch of 32 short sentences).
   alone (``*_batched.ort.onnx``, cut from the judged model, same nodes and
   weights: bit-identical outputs at batch > 1; a lone sentence runs through it
   too). That halves the int8 load.
+- A bucket that few batches will use opens without pre-packing
+  (``prepack_plan``): packing pays back only over many calls, and on a small
+  input the opening would be most of the wait.
 - glibc hands each pre-packed copy back to the kernel and faults fresh pages
   for the next; ``load_cpu_runners`` lets the heap keep them (fp32: ~30% less).
 """
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Mapping, Optional
 
 from stages.common.errors import StageError
 from stages.common.hashing import sha256_file
 
 LADDER = (8, 16, 24, 32, 48, 64, 96, 128)
 BATCHED_SUFFIX = "_batched.ort.onnx"
+PREPACK_CHOICES = ("auto", "on", "off")
+# Calls from which pre-packing a bucket's weights at opening pays for itself. Measured on the
+# full-size model, 16-token bucket, batch 32, 2 AVX2 cores, packed against not packed (the
+# cost of not packing is repacking every weight on every call, whatever the batch):
+#   fp32: opens in 7-17 s packed, 0.7-1.0 s not; each call then 0.3-1.5 s slower -> ~10-25 calls
+#   int8: opens in 1.3-3.3 s packed, 0.2-0.35 s not; each call 0.1-1 s slower  -> ~2-10 calls
+PREPACK_FROM_CALLS = {"fp32": 16, "int8": 4}
 
 
 def auto_buckets(longest: int) -> List[int]:
@@ -55,6 +66,28 @@ def parse_buckets(text: str, longest: int) -> List[int]:
     if sizes[0] < 1:
         raise StageError(f"WORD_LEN={text!r}: bucket sizes must be at least 1")
     return sizes
+
+
+def planned_calls(lengths: Mapping[int, int], buckets: List[int], batch: int, windows: int) -> Dict[int, int]:
+    """At most how many runs each bucket will get: ``lengths`` counts lines by tokens; every
+    window may end one bucket's batch early, so at most ``windows - 1`` calls more than
+    ``ceil(count / batch)`` (and never more than one per sentence)."""
+    counts = {b: 0 for b in buckets}
+    for n, lines in lengths.items():
+        bucket = next((b for b in sorted(buckets) if b >= n), None)
+        if n and bucket is not None:
+            counts[bucket] += lines
+    return {b: min(c, math.ceil(c / batch) + max(windows, 1) - 1) for b, c in counts.items()}
+
+
+def prepack_plan(calls: Dict[int, int], precision: str, asked: str = "auto") -> Dict[int, bool]:
+    """``{bucket: pre-pack its weights when opening}``: ``auto`` packs a bucket with at least
+    PREPACK_FROM_CALLS calls ahead of it; ``on``/``off`` for every bucket."""
+    if asked not in PREPACK_CHOICES:
+        raise StageError(f"EMBED_PREPACK={asked}: use auto, on or off")
+    if asked != "auto":
+        return {b: asked == "on" for b in calls}
+    return {b: n >= PREPACK_FROM_CALLS.get(precision, 1) for b, n in calls.items()}
 
 
 def layers_graph(options, weights, folder, word_len: int, *, dynamic_batch: bool) -> Path:
@@ -183,9 +216,12 @@ def keep_freed_memory() -> None:
         pass
 
 
-def load_cpu_runners(models: Dict[int, Path], threads=None) -> dict:
-    """``{word_len: OrtRunner}`` for the cpu bucket models."""
+def load_cpu_runners(models: Dict[int, Path], threads=None, prepack: Optional[Mapping[int, bool]] = None) -> dict:
+    """``{word_len: OrtRunner}`` for the cpu bucket models; ``prepack`` (``prepack_plan``) says
+    which open without pre-packing (default: all pre-pack)."""
     from stages.backends.runners import OrtRunner
 
     keep_freed_memory()
-    return {b: OrtRunner.load(path, threads=threads, optimize=False, name=f"bucket {b}") for b, path in models.items()}
+    prepack = prepack or {}
+    return {b: OrtRunner.load(path, threads=threads, optimize=False, name=f"bucket {b}", prepack=prepack.get(b, True))
+            for b, path in models.items()}
