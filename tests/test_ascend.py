@@ -533,6 +533,19 @@ def test_run_inference_two_devices(doubles, om_static, tmp_path):
     assert summary["h2d_ms"]["count"] == 5
 
 
+def test_run_inference_skips_the_host_check_a_runner_made_once(doubles, om_static, tmp_path, monkeypatch):
+    """A runner calling once per batch (embed's CLI runner) checked chip and devices when it opened."""
+    asked = []
+    real = ais_bench.check_host
+    monkeypatch.setattr(ais_bench, "check_host", lambda *a: asked.append(a) or real(*a))
+    made = write_inputs(tmp_path / "in", 2, 8)
+    ais_bench.run_inference(om_static, tmp_path / "in", tmp_path / "out", host_checked=True)
+    _check_outputs(tmp_path / "out", made)
+    assert asked == []
+    ais_bench.run_inference(om_static, tmp_path / "in", tmp_path / "again")
+    assert len(asked) == 1
+
+
 def test_run_inference_dynamic_batch_om(doubles, om_dynamic, tmp_path):
     made = write_inputs(tmp_path / "in", 2, 8)
     summary = ais_bench.run_inference(om_dynamic, tmp_path / "in", tmp_path / "out")

@@ -156,10 +156,11 @@ def _combine(parts: Sequence[dict], counts: Sequence[int], batch: int) -> dict:
 
 
 def run_inference(om, input_dir, output_dir, *, devices: Sequence[int] = (0,), batch_size: int = 1,
-                  dym_batch: Optional[int] = None) -> dict:
+                  dym_batch: Optional[int] = None, host_checked: bool = False) -> dict:
     """Outputs ``<stem>_0.bin`` for every input ``<stem>.bin``, plus ``summary.json``, in ``output_dir``.
 
-    Returns the summary (schema ``elmo-infer-summary/1``) that it also writes.
+    Returns the summary (schema ``elmo-infer-summary/1``) that it also writes. ``host_checked``: the
+    caller ran ``check_host`` for this om and these devices already (a runner calling once per batch).
     ais_bench's logs and summary files are kept in ``output_dir/ais_bench/``
     (``tool.summary_files`` lists them relative to ``output_dir``); the
     commands it records name temporary input folders that no longer exist.
@@ -174,7 +175,7 @@ def run_inference(om, input_dir, output_dir, *, devices: Sequence[int] = (0,), b
     dym = om_manifest.pick_batch(manifest, batch_size, dym_batch, om)
     files = input_files(input_dir)
     _check_inputs(files, om_manifest.word_len(manifest), om)
-    devices = check_host(manifest, om, devices)
+    devices = list(devices) if host_checked else check_host(manifest, om, devices)
     tool = discover()
     check_drivable(tool)
     if dym is not None and not tool.has("--dymBatch"):
