@@ -492,6 +492,8 @@ $(OV_INT8): $(SIM_ONNX) $(CODE_OPENVINO) $(call code,backends/openvino/compress 
 	$(STAGES) openvino-compress --model $(SIM_ONNX) --out $(@D)
 
 $(PERF_JSON): $(foreach f,$(FLAVOURS),$(call run_report,$(f))) $(if $(filter cpu,$(TARGET)),$(foreach f,$(FLAVOURS),$(call om_for,$(f)))) $(OM) $(SIM_ONNX) $(DATA_MANIFEST) $(SOURCE_JSON) $(REPORT_STAMP) $(CODE_PERF) $(if $(PEERS),$(OV_INT8))
+	@# perf judged the other CPU_VARIANTS too: the accuracy front page lists them (its verdict stays PRECISION's)
+	$(RUN_EXPORT) accuracy-index --reports $(call in,$(REPORTS)) --current $(call in,$(dir $(call run_report,$(RUN_FLAVOUR))))
 	$(RUN_RUNTIME) perf --target $(TARGET) --model $(call in,$(OM)) --onnx $(call in,$(SIM_ONNX)) \
 	  --data $(call in,$(DATA_DIR)) --weights-source $(call in,$(SOURCE_JSON)) \
 	  --dataset-source $(call in,$(DATASET_JSON)) --batch $(BATCHES) --seconds $(PERF_SECONDS) \

@@ -70,6 +70,32 @@ def test_perf_report(first_run):
         assert r["iterations"] >= 1 and r["sentences_per_s"] > 0
         assert r["latency_ms"]["p50"] <= r["latency_ms"]["p90"] <= r["latency_ms"]["p99"]
         assert r["roofline"]["flops_per_sentence"] > 0
+        # Each row names the ceiling it was judged against and the kernel that ran.
+        roof, kernel = r["roofline"], r["kernel"]
+        assert roof["ceiling"] in ("fp32", "int8", "bf16") and roof["ceiling_gop_per_s"] > 0
+        if r["precision"] == "fp32" or r["kind"] == "peer" and r["precision"] == "int8":  # NNCF: f32 compute
+            assert roof["ceiling"] == "fp32" and roof["ceiling_note"] is None
+        elif r["precision"] == "int8":
+            assert roof["ceiling"] == "int8" and roof["ceiling_gop_per_s"] == report["machine"]["int8_gemm_gop_per_s"]
+        assert kernel["name"] and kernel["source"]
+        if r["kind"] == "peer":  # measured: the compiled model's runtime graph
+            assert kernel["runtime"] == "openvino" and kernel["ops"] and "runtime graph" in kernel["source"]
+        elif r["kind"] != "pytorch":
+            assert kernel["runtime"] == "onnxruntime" and kernel["source"] == "derived from the ISA flags"
+    machine = report["machine"]
+    assert set(machine["ceilings"]) == {"fp32", "int8", "bf16"} and machine["ceilings"]["int8"]["gop_per_s"] > 0
+    bf16 = machine["ceilings"]["bf16"]
+    assert (bf16["gop_per_s"] is None) == bool(bf16["reason"])
+    if not machine["isa"]["bf16"]:
+        assert bf16["gop_per_s"] is None and "no bf16 path" in bf16["reason"]
+    assert machine["cpu"] and machine["cpu_arch"] and set(machine["runtimes"]) >= {"onnxruntime", "openvino"}
+    int8_rows = [r for r in report["results"] if r["kind"] == "variant"]
+    assert {r["batch"]: r["kernel"]["name"].split(",")[0] for r in int8_rows} == \
+        {1: "MLAS SQNBitGemm 8-bit blocks", 4: "MLAS QGEMM u8s8"}
+    for m in report["summary"]:
+        assert m["ceiling"] and m["best_fraction_of_floor"] > 0 and m["kernels"]
+    md = (artifacts / "reports" / "perf.md").read_text()
+    assert "compute ceilings, measured in this run: fp32 " in md and "| ceiling | floor fraction b1 |" in md
     baseline = [r for r in report["results"] if r["kind"] == "baseline"]
     assert all(r["speedup_vs_baseline_same_batch"] == 1.0 for r in baseline)
     assert [p["sentences_per_s"] for p in report["published"]] == [41.78, 26.74]

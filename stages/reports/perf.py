@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import platform
 import resource
 import sys
 import time
@@ -25,7 +26,7 @@ from typing import Callable, Dict, List, Optional
 import numpy as np
 
 from stages.common.atomic import write_json, write_text
-from stages.common.machine import cpu_model, isa_flags
+from stages.common.machine import cpu_model, flag_names, isa_flags, isa_summary, ort_kernel
 from stages.common.errors import StageError
 from stages.common.records import read_record
 
@@ -58,7 +59,8 @@ def batch_inputs(ids: np.ndarray, batch: int) -> np.ndarray:
 
 
 def measure_machine(threads: int) -> dict:
-    """This machine's copy bandwidth and float32 GEMM rate, the roofline's two ceilings."""
+    """This machine's copy bandwidth and compute ceilings (float32, int8, bf16), the roofline's ceilings,
+    and which CPU it is (figures move with it)."""
     src = np.ones(64 * 2**20 // 4, dtype=np.float32)  # 64 MB: well past the L3
     dst = np.empty_like(src)
     copies = []
@@ -67,15 +69,26 @@ def measure_machine(threads: int) -> dict:
         np.copyto(dst, src)
         copies.append(time.perf_counter() - started)
     bandwidth = 2 * src.nbytes / np.median(copies)  # read + write
+    gemm, gemm_by = fp32_gemm_rate(threads)
+    flags = isa_flags()
+    ceilings = compute_ceilings(threads, flags, gemm, gemm_by)
+    return {"copy_gb_per_s": bandwidth / 1e9, "gemm_gflop_per_s": gemm,
+            "int8_gemm_gop_per_s": ceilings["int8"]["gop_per_s"], "threads": threads, "gemm_measured_with": gemm_by,
+            "cpu": cpu_model(), "cpu_arch": platform.machine(), "cpu_flags": flags, "isa": isa_summary(flags),
+            "ceilings": ceilings}
+
+
+def fp32_gemm_rate(threads: int, size: int = 2048) -> tuple:
+    """(GFLOP/s of a float32 ``size``-cubed GEMM, what ran it: torch, or numpy's BLAS)."""
     try:
         import torch
 
         torch.set_num_threads(threads)
-        a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
+        a, b = torch.randn(size, size), torch.randn(size, size)
         gemm_by = "torch"
     except ImportError:  # the NPU runtime image has no torch; numpy's BLAS stands in
         rng = np.random.default_rng(0)
-        a, b = (rng.standard_normal((2048, 2048), dtype=np.float32) for _ in range(2))
+        a, b = (rng.standard_normal((size, size), dtype=np.float32) for _ in range(2))
         gemm_by = "numpy"
     a @ b
     gemms = []
@@ -83,9 +96,25 @@ def measure_machine(threads: int) -> dict:
         started = time.perf_counter()
         a @ b
         gemms.append(time.perf_counter() - started)
-    return {"copy_gb_per_s": bandwidth / 1e9, "gemm_gflop_per_s": 2 * 2048**3 / np.median(gemms) / 1e9,
-            "int8_gemm_gop_per_s": int8_gemm_rate(threads), "threads": threads, "gemm_measured_with": gemm_by,
-            "cpu": cpu_model(), "cpu_flags": isa_flags()}
+    return 2 * size**3 / np.median(gemms) / 1e9, gemm_by
+
+
+def _ceiling(rate, measured_with: str, kernel=None, kernel_source: str = "not inspected", reason=None) -> dict:
+    return {"gop_per_s": rate, "measured_with": measured_with, "kernel": kernel, "kernel_source": kernel_source,
+            "reason": None if rate else reason}
+
+
+def compute_ceilings(threads: int, flags: list, fp32_rate: float, fp32_by: str) -> dict:
+    """Per arithmetic a model may compute in, the rate this CPU reached with the kernel of the runtime
+    that computes in it: a float32 ceiling would put int8 or bf16 models "above" the roofline."""
+    int8 = int8_gemm_rate(threads)
+    return {
+        "fp32": _ceiling(fp32_rate, f"{fp32_by} float32 GEMM, 2048 x 2048 x 2048"),
+        "int8": _ceiling(int8, "ONNX Runtime dynamic int8 MatMul 512 x 2048 x 2048, the int8 model's batched "
+                         "kernel", ort_kernel("int8", flags), "derived from the ISA flags",
+                         "onnx is not installed here"),
+        "bf16": bf16_gemm_rate(threads, flags),
+    }
 
 
 def int8_gemm_rate(threads: int, m: int = 512, k: int = 2048, n: int = 2048) -> Optional[float]:
@@ -112,13 +141,80 @@ def int8_gemm_rate(threads: int, m: int = 512, k: int = 2048, n: int = 2048) -> 
     options.intra_op_num_threads = threads
     session = ort.InferenceSession(quantized.SerializeToString(), options, providers=["CPUExecutionProvider"])
     a = rng.standard_normal((m, k), dtype=np.float32)
-    session.run(None, {INPUT: a})
-    runs = []
-    for _ in range(5):
+    return 2 * m * k * n / _median_seconds(lambda: session.run(None, {INPUT: a})) / 1e9
+
+
+def _median_seconds(call: Callable[[], object], runs: int = 5) -> float:
+    """Median wall time of ``call`` over ``runs`` calls after one untimed warm-up."""
+    call()
+    times = []
+    for _ in range(runs):
         started = time.perf_counter()
-        session.run(None, {INPUT: a})
-        runs.append(time.perf_counter() - started)
-    return 2 * m * k * n / np.median(runs) / 1e9
+        call()
+        times.append(time.perf_counter() - started)
+    return float(np.median(times))
+
+
+def bf16_gemm_rate(threads: int, flags: list, m: int = 512, k: int = 2048, n: int = 2048) -> dict:
+    """The bf16 ceiling: OpenVINO (the runtime that computes in bf16 here) on one MatMul compiled with
+    ``INFERENCE_PRECISION_HINT=bf16``. A rate only where the compiled graph really runs in bf16 (OpenVINO
+    quietly falls back to f32 on CPUs without it); else None and the reason."""
+    import tempfile
+
+    measured_with = f"OpenVINO MatMul, {m} x {k} x {n}, INFERENCE_PRECISION_HINT=bf16"
+    if not isa_summary(flags)["bf16"]:
+        have = ", ".join(flag_names(flags)) or "none of the listed extensions"
+        return _ceiling(None, measured_with, reason=f"no bf16 path on this CPU: it has {have}, "
+                        f"but neither AMX-BF16 nor AVX512-BF16 (on aarch64: BF16)")
+    try:
+        import onnx
+        import openvino as ov
+    except ImportError as exc:
+        return _ceiling(None, measured_with, reason=f"OpenVINO is not installed here ({exc})")
+    from stages.graph.quantize import INPUT, single_matmul_model
+
+    rng = np.random.default_rng(0)
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / "matmul.onnx"
+        onnx.save(single_matmul_model(rng.standard_normal((k, n), dtype=np.float32), rows=m), str(src))
+        try:
+            compiled = ov.Core().compile_model(str(src), "CPU", {"INFERENCE_PRECISION_HINT": "bf16",
+                                                                "INFERENCE_NUM_THREADS": int(threads),
+                                                                "PERFORMANCE_HINT": "LATENCY"})
+        except Exception as exc:  # OpenVINO raises its own untyped errors
+            return _ceiling(None, measured_with, reason=f"OpenVINO cannot compile the bf16 MatMul here "
+                            f"({str(exc).splitlines()[0]})")
+    kernel = openvino_kernel(compiled)
+    precisions = {op["precision"] for op in kernel["ops"]}
+    if precisions != {"bf16"}:
+        return _ceiling(None, measured_with, kernel["name"], kernel["source"],
+                        f"OpenVINO compiled the bf16 MatMul in {', '.join(sorted(precisions))} on this CPU")
+    request = compiled.create_infer_request()
+    a = rng.standard_normal((m, k), dtype=np.float32)
+    seconds = _median_seconds(lambda: request.infer({INPUT: a}))
+    return _ceiling(2 * m * k * n / seconds / 1e9, measured_with, kernel["name"], kernel["source"])
+
+
+# The runtime graph's layer types that carry a model's arithmetic (the rest move data).
+OPENVINO_COMPUTE_LAYERS = ("FullyConnected", "MatMul", "Convolution", "GroupConvolution", "Deconvolution",
+                           "RNNSeq", "RNNCell")
+
+
+def openvino_kernel(compiled) -> dict:
+    """Which kernels an OpenVINO compiled model really runs its arithmetic with, read from its runtime
+    graph: each op's ``layerType``, ``primitiveType`` (e.g. ``brgemm_avx2_f32``, ``jit_avx512_amx_bf16``)
+    and ``runtimePrecision``, counted."""
+    counts: Dict[tuple, int] = {}
+    for op in compiled.get_runtime_model().get_ordered_ops():
+        info = op.get_rt_info()
+        layer = info["layerType"].astype(str)
+        if layer in OPENVINO_COMPUTE_LAYERS:
+            key = (layer, info["primitiveType"].astype(str), info["runtimePrecision"].astype(str))
+            counts[key] = counts.get(key, 0) + 1
+    ops = [{"layer": layer, "primitive": primitive, "precision": precision, "count": count}
+           for (layer, primitive, precision), count in sorted(counts.items(), key=lambda item: -item[1])]
+    name = "; ".join(f"{op['layer']} {op['primitive']} x{op['count']}" for op in ops) or "no compute layers"
+    return {"runtime": "openvino", "name": name, "ops": ops, "source": "read from the compiled model's runtime graph"}
 
 
 def model_cost(options, word_len: int, batch: int, weight_bytes: int) -> dict:
@@ -186,6 +282,17 @@ class Variant:
     def close(self) -> None:
         pass
 
+    def kernel(self, batch: int, flags: list) -> dict:
+        """The kernel its arithmetic ran with at ``batch``: an OpenVINO peer's read from the model compiled
+        for that batch (call after warming at it); ONNX Runtime's derived from the ISA flags."""
+        if self.peer:
+            return openvino_kernel(self.runner.compiled)
+        form = (_manifest_of(self.model).get("weights_form") or "") if self.model else ""
+        # The int8 model runs MatMulNBits at batch 1 and the dynamically quantized MatMul above (quantize.py).
+        op = "MatMulNBits" if batch == 1 and "MatMulNBits" in form else ""
+        return {"runtime": "onnxruntime", "name": ort_kernel(self.compute, flags, op),
+                "source": "derived from the ISA flags"}
+
 
 def _torch_worker(conn, options, weights, threads) -> None:
     from stages.backends.runners import TorchRunner
@@ -229,6 +336,9 @@ class WorkerVariant(Variant):
         self.conn.send(("stop", None, 0.0, 0))
         self.peak_rss_mb = self.conn.recv()[1]
         self.process.join(timeout=30)
+
+    def kernel(self, batch, flags):
+        return {"runtime": "torch", "name": "PyTorch eager's own (oneDNN or MKL)", "source": "not inspected"}
 
 
 def _manifest_of(model) -> dict:
@@ -395,6 +505,7 @@ def run_sweep(variants: List[Variant], ids: np.ndarray, batches: List[int], *, s
     from tqdm import tqdm
 
     results = []
+    flags = isa_flags()
     steps = sum(len([v for v in variants if v.batches is None or b in v.batches]) for b in batches) * rounds
     bar = tqdm(total=steps, desc="perf", disable=None if progress else True)
     for batch in batches:
@@ -403,6 +514,7 @@ def run_sweep(variants: List[Variant], ids: np.ndarray, batches: List[int], *, s
         timings: Dict[str, List[float]] = {v.name: [] for v in active}
         for v in active:
             v.warm(inputs, warmup)
+        kernels = {v.name: v.kernel(batch, flags) for v in active}  # after warming: a peer compiles per batch
         # Alternate in rounds: a slow patch of the machine lands on every variant.
         for _ in range(rounds):
             for v in active:
@@ -420,6 +532,7 @@ def run_sweep(variants: List[Variant], ids: np.ndarray, batches: List[int], *, s
                 "latency_ms": {"p50": float(np.median(ms)), "p90": float(np.percentile(ms, 90)),
                                "p99": float(np.percentile(ms, 99)), "mean": float(ms.mean()),
                                "min": float(ms.min())},
+                "kernel": kernels[v.name],
             })
     bar.close()
     return results
@@ -435,20 +548,33 @@ def add_ratios_and_roofline(results: List[dict], variants: List[Variant], option
         r["speedup_vs_baseline_same_batch"] = r["sentences_per_s"] / same if same else None
         r["speedup_vs_baseline_batch1"] = r["sentences_per_s"] / base1 if base1 else None
         r["speedup_vs_seed_batch1"] = r["sentences_per_s"] / seed1 if seed1 else None
+        r.setdefault("kernel", None)  # NPU timings: no host kernel
         if r["variant"] not in by_name:  # timed by ais_bench on the NPU: the host roofline does not apply
             r["roofline"] = None
             continue
         cost = model_cost(options, word_len, r["batch"], by_name[r["variant"]].weight_bytes)
-        int8 = by_name[r["variant"]].compute == "int8" and machine.get("int8_gemm_gop_per_s")
-        compute_rate = machine["int8_gemm_gop_per_s"] if int8 else machine["gemm_gflop_per_s"]
+        ceiling = pick_ceiling(by_name[r["variant"]].compute, machine)
         floor_s = max(cost["weight_bytes_per_sentence"] / (machine["copy_gb_per_s"] * 1e9),
-                      cost["flops_per_sentence"] / (compute_rate * 1e9))
+                      cost["flops_per_sentence"] / (ceiling["ceiling_gop_per_s"] * 1e9))
         r["roofline"] = {
             **cost,
+            **ceiling,
             "floor_ms_per_sentence": floor_s * 1000.0,
             "measured_ms_per_sentence": 1000.0 / r["sentences_per_s"],
             "fraction_of_floor": floor_s * r["sentences_per_s"],
         }
+
+
+def pick_ceiling(compute: str, machine: dict) -> dict:
+    """The compute ceiling a model computing in ``compute`` is judged against: that arithmetic's measured
+    rate, else float32's, with the reason (e.g. no bf16 path here)."""
+    ceilings = machine.get("ceilings") or {}
+    own = ceilings.get(compute) or {}
+    if own.get("gop_per_s"):
+        return {"ceiling": compute, "ceiling_gop_per_s": own["gop_per_s"], "ceiling_note": None}
+    why = own.get("reason") or f"no {compute} ceiling is measured"
+    note = None if compute == "fp32" else f"judged against fp32: {why}"
+    return {"ceiling": "fp32", "ceiling_gop_per_s": machine["gemm_gflop_per_s"], "ceiling_note": note}
 
 
 def add_gates(results: List[dict], variants: List[Variant], reports: List[str], target_model) -> None:
@@ -525,8 +651,27 @@ def summarize_models(results: List[dict], variants: List[Variant], largest: int 
             "best_sentences_per_s": best["sentences_per_s"],
             "best_vs_baseline_batch1": best["speedup_vs_baseline_batch1"],
             "best_vs_seed_batch1": best["speedup_vs_seed_batch1"],
+            "ceiling": (best["roofline"] or {}).get("ceiling"),
+            "batch1_fraction_of_floor": _floor_fraction(one),
+            "best_fraction_of_floor": _floor_fraction(best),
+            "kernels": _kernels_by_batch(rows),
         })
     return summary
+
+
+def _floor_fraction(row) -> Optional[float]:
+    return (row.get("roofline") or {}).get("fraction_of_floor") if row else None
+
+
+def _kernels_by_batch(rows: List[dict]) -> List[dict]:
+    """The distinct kernels a model ran with over the sweep, each with the batch sizes it ran at."""
+    found: Dict[str, dict] = {}
+    for r in rows:
+        if r.get("kernel"):
+            entry = found.setdefault(r["kernel"]["name"], {"name": r["kernel"]["name"], "source": r["kernel"]["source"],
+                                                           "batches": []})
+            entry["batches"].append(r["batch"])
+    return list(found.values())
 
 
 def _peer_form(v: Variant) -> str:
@@ -576,8 +721,10 @@ def _ratio(value) -> str:
 PERF_COLUMNS = """Columns: *sentences/s* is batch x 1000 / median ms per call; *x baseline (same batch)* divides it by
 the project's simplified ONNX under plain ONNX Runtime at the same batch, *x baseline batch 1* and *x seed
 batch 1* by that graph's and the seed guide's graph's batch-1 rate (n/a where the reference was not timed);
-*p50/p90/p99 ms* are per call; *iters* counts timed calls; *floor fraction* is the roofline floor (weights
-read once / copy bandwidth, or FLOPs / GEMM rate of the variant's precision, measured in this run) divided
+*p50/p90/p99 ms* are per call; *iters* counts timed calls; *ceiling* is the compute ceiling the row is judged
+against: the measured rate of the arithmetic the model runs in (fp32, int8, bf16), fp32 where that one has
+no rate here (the line under the table says why); *floor fraction* is the roofline floor (weights
+read once / copy bandwidth, or FLOPs / that ceiling, measured in this run) divided
 by the measured time per sentence: 1.0 means at the floor, above 1 would be faster than the floor, which
 happens when the weights stay in cache between calls (the floor counts one read from memory per call);
 *accuracy gate* is the variant's verdict through the same gate as make accuracy."""
@@ -597,6 +744,27 @@ def _target_timing(args, results) -> str:
             f"({tool.get('release', 'release unknown')}, version {tool.get('version') or 'not printed'})")
 
 
+def _fraction(value) -> str:
+    return "n/a" if value is None else f"{value:.2g}"  # tiny models sit far below 0.01
+
+
+def _kernel_text(kernel: dict) -> str:
+    return f"{kernel['name']} (batch {', '.join(map(str, kernel['batches']))}; {kernel['source']})"
+
+
+def _ceilings_line(machine: dict) -> str:
+    """fp32, int8 and bf16 ceilings: the rate, what measured it and its kernel, or why there is none."""
+    parts = []
+    for name, entry in (machine.get("ceilings") or {}).items():
+        if entry["gop_per_s"]:
+            kernel = f"; kernel {entry['kernel']}, {entry['kernel_source']}" if entry.get("kernel") else ""
+            parts.append(f"{name} {entry['gop_per_s']:.0f} G{'FLOP' if name != 'int8' else 'OP'}/s "
+                         f"({entry['measured_with']}{kernel})")
+        else:
+            parts.append(f"{name} none ({entry['reason']})")
+    return "; ".join(parts) or "not recorded"
+
+
 def render_markdown(report: dict, failures: List[str] = ()) -> str:
     m = report["machine"]
     lines = [
@@ -604,14 +772,13 @@ def render_markdown(report: dict, failures: List[str] = ()) -> str:
         "",
         f"- weights: {report['weights_label']}",
         f"- data: {report['data_label']}",
-        f"- CPU: {m.get('cpu', 'unknown')} ({', '.join(m.get('cpu_flags') or []) or 'no AVX2'}); figures compare "
-        f"only within this run",
+        f"- CPU: {m.get('cpu', 'unknown')} ({m.get('cpu_arch') or 'arch unknown'}; "
+        f"{', '.join(flag_names(m.get('cpu_flags') or [])) or 'none of the listed ISA extensions'}); figures "
+        f"compare only within this run",
         "- runtimes: " + ", ".join(f"{k} {v}" for k, v in (m.get("runtimes") or {}).items() if v),
-        f"- threads: {m['threads']}; copy bandwidth {m['copy_gb_per_s']:.1f} GB/s, "
-        f"float32 GEMM {m['gemm_gflop_per_s']:.0f} GFLOP/s, int8 GEMM "
-        f"{'%.0f GOP/s' % m['int8_gemm_gop_per_s'] if m.get('int8_gemm_gop_per_s') else 'not measured'} "
-        f"(ONNX Runtime dynamic int8), measured in this run; floor = max(weights read once / copy bandwidth, "
-        f"FLOPs / GEMM rate of the variant's precision)",
+        f"- threads: {m['threads']}; copy bandwidth {m['copy_gb_per_s']:.1f} GB/s, measured in this run; floor = "
+        f"max(weights read once / copy bandwidth, FLOPs / the compute ceiling of the arithmetic the model runs in)",
+        "- compute ceilings, measured in this run: " + _ceilings_line(m),
         f"- target timings: {report['target_timing']}",
         f"- peak RSS: {report['peak_rss_mb']['process']:.0f} MB for the ONNX Runtime variants"
         + (" and the peers" if report["peak_rss_mb"].get("peers") else "")
@@ -621,8 +788,8 @@ def render_markdown(report: dict, failures: List[str] = ()) -> str:
         f"alternating rounds after {report['budget']['warmup']} untimed warm-up calls",
         "",
         "| model | weights | gate | batch 1 sentences/s | x baseline | x seed | best batch <= 32 | sentences/s "
-        "| x baseline b1 | x seed b1 |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| x baseline b1 | x seed b1 | ceiling | floor fraction b1 | floor fraction best |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for m_ in report["summary"]:
         one = m_["batch1_sentences_per_s"]
@@ -630,8 +797,13 @@ def render_markdown(report: dict, failures: List[str] = ()) -> str:
             f"| {m_['variant']} | {m_['weights_form'] or m_['precision']} | {m_['accuracy_gate']} | "
             f"{f'{one:.1f}' if one else 'n/a'} | {_ratio(m_['batch1_vs_baseline'])} | {_ratio(m_['batch1_vs_seed'])} | "
             f"{m_['best_batch']} | {m_['best_sentences_per_s']:.1f} | {_ratio(m_['best_vs_baseline_batch1'])} | "
-            f"{_ratio(m_['best_vs_seed_batch1'])} |"
+            f"{_ratio(m_['best_vs_seed_batch1'])} | {m_.get('ceiling') or 'n/a'} | "
+            f"{_fraction(m_.get('batch1_fraction_of_floor'))} | {_fraction(m_.get('best_fraction_of_floor'))} |"
         )
+    lines += ["", "Kernels each model ran with (ONNX Runtime's derived from the ISA flags, MLAS's dispatch order; "
+              "OpenVINO's read from the compiled model's runtime graph):", ""]
+    lines += [f"- {m_['variant']}: " + ("; ".join(_kernel_text(k) for k in m_.get("kernels") or []) or "n/a")
+              for m_ in report["summary"]]
     if report.get("peer_comparison"):
         lines += ["", "Against the peers (gate-passing models only; x peer = project / peer):", "",
                   "| precision class | point | project's best | sentences/s | best peer | sentences/s | x peer |",
@@ -654,18 +826,21 @@ def render_markdown(report: dict, failures: List[str] = ()) -> str:
     lines += [
         "",
         "| variant | batch | sentences/s | x baseline (same batch) | x baseline batch 1 | x seed batch 1 | p50 ms "
-        "| p90 ms | p99 ms | iters | floor fraction | accuracy gate |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| p90 ms | p99 ms | iters | ceiling | floor fraction | accuracy gate |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in report["results"]:
         lat = r["latency_ms"]
-        floor = r["roofline"]["fraction_of_floor"] if r["roofline"] else None
+        roof = r["roofline"] or {}
         lines.append(
             f"| {r['variant']} | {r['batch']} | {r['sentences_per_s']:.2f} | "
             f"{_ratio(r['speedup_vs_baseline_same_batch'])} | {_ratio(r['speedup_vs_baseline_batch1'])} | "
             f"{_ratio(r['speedup_vs_seed_batch1'])} | {_ms(lat['p50'])} | {_ms(lat['p90'])} | {_ms(lat['p99'])} | "
-            f"{r['iterations']} | {'n/a' if floor is None else f'{floor:.2f}'} | {r['accuracy_gate']} |"
+            f"{r['iterations']} | {roof.get('ceiling') or 'n/a'} | {_fraction(roof.get('fraction_of_floor'))} | "
+            f"{r['accuracy_gate']} |"
         )
+    notes = sorted({(r["roofline"] or {}).get("ceiling_note") for r in report["results"]} - {None})
+    lines += [f"- {note}" for note in notes]
     lines += ["", PERF_COLUMNS]
     lines += ["", "Model RSS per variant (MB, growth on load): " +
               ", ".join(f"{k}: {v:.0f}" for k, v in report["model_rss_mb"].items()), ""]
