@@ -1,11 +1,12 @@
-"""`make embed RAY_ADDRESS=…`: the windows computed by Ray actors on a local cluster, the file the same.
+"""`make embed RAY_ADDRESS=…`: the windows computed by Ray Data's actor pool on a local cluster.
 
 A local cluster on loopback (its own temp dir, a free port, no dashboard, no usage stats): a head,
 then one worker node with a custom ``NPU`` resource and the Ascend doubles in its environment. The
 runs go through make on the trained bilm-tf fixture for TARGET=cpu and TARGET=ascend (the doubles)
 and must write exactly the single-host file, also when an actor's process is SIGKILLed while it
-holds windows. Every process of the cluster is stopped at the end, by pid (its command line names
-the cluster's temp dir), never by a name machine-wide.
+holds windows (Ray restarts it and runs the blocks it held again). Every process of the cluster is
+stopped at the end, by pid (its command line names the cluster's temp dir), never by a name
+machine-wide.
 """
 from __future__ import annotations
 
@@ -186,15 +187,40 @@ def test_an_actor_names_a_missing_or_different_file(tmp_path, bilm_fixture):
     other = EmbedActor("cpu", {}, (str(options), "f" * 64), weights, 4, "torch", 1, "all")
     assert "options.json differs from the driver's file (sha256" in other.ping()["error"]
     assert other.embed(str(tmp_path), 0, 4, [["a"]]) == {"error": other.ping()["error"]}
+    # as Ray Data's callable class: one status row per window, the error in it (the driver's one line)
+    as_udf = EmbedActor("cpu", {}, (str(options), "f" * 64), weights, 4, "torch", 1, "all", str(tmp_path), 4)
+    row = as_udf({"start": np.array([8]), "lines": np.array([1]), "text": np.array([b"a b\n"], dtype=object)})
+    assert list(row["start"]) == [8] and list(row["lines"]) == [1] and list(row["stats"]) == [""]
+    assert list(row["error"]) == [other.ping()["error"]]
+
+
+def test_the_windows_are_located_as_the_single_host_run_reads_them(tmp_path):
+    """The driver sends byte ranges; the actor's token lists are embed._windows' own."""
+    from stages.tools.embed import _windows
+    from stages.tools.embed_ray import window_ranges, window_sentences
+
+    text = tmp_path / "in.txt"
+    for body in (b"a b\n\n c\td \n\xc3\xa9t\xc3\xa9\r\nx", b"one\ntwo\nthree\n", b""):
+        text.write_bytes(body)
+        data = text.read_bytes()
+        for size in (1, 2, 3, 4):
+            got = [(start, window_sentences(data[offset:offset + length]))
+                   for start, lines, offset, length in window_ranges(text, size)]
+            assert got == list(_windows(text, size))
+            assert all(lines == len(s) for (_, lines, _, _), (_, s) in zip(window_ranges(text, size), got))
 
 
 def test_the_images_carry_the_same_ray():
     """Every node of a cluster of containers runs one Ray: the export and runtime images pin the same."""
     import re
 
-    pins = [re.search(r"^ray==(\S+)$", (REPO / "docker" / name).read_text(), re.M)
-            for name in ("export/requirements.txt", "export/constraints.txt", "runtime/requirements.txt")]
-    assert all(pins) and len({m.group(1) for m in pins}) == 1
+    files = [(REPO / "docker" / name).read_text()
+             for name in ("export/requirements.txt", "export/constraints.txt", "runtime/requirements.txt")]
+    for package in (r"ray(?:\[data\])?", "pandas", "pyarrow", "fsspec"):  # Ray Data imports the last three
+        pins = [re.search(rf"^{package}==(\S+)$", text, re.M) for text in files]
+        assert all(pins) and len({m.group(1) for m in pins}) == 1, package
+    assert "ray[data]==" in files[0] and "ray[data]==" in files[2]
+    assert re.search(r"^ray\[data\]==", (REPO / "requirements.txt").read_text(), re.M)
 
 
 # ---- refusals: before the worker joins, the head alone has no NPU ---------------------------------
@@ -226,7 +252,7 @@ def test_the_cluster_writes_the_single_host_file(cluster, folder, bilm_fixture, 
 
 
 def _kill_an_actor_once_it_has_written(temp_dir: Path, parts: Path, killed: list) -> None:
-    """SIGKILL one EmbedActor process of this cluster as soon as the first shard exists."""
+    """SIGKILL one process of this cluster's EmbedActor pool as soon as the first shard exists."""
     deadline = time.time() + 150
     while time.time() < deadline:
         if parts.is_dir() and list(parts.glob("shard-*.h5")):
@@ -235,7 +261,7 @@ def _kill_an_actor_once_it_has_written(temp_dir: Path, parts: Path, killed: list
                     title = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode(errors="replace")
                 except OSError:
                     continue
-                if title.startswith("ray::EmbedActor"):
+                if title.startswith("ray::") and "EmbedActor" in title:  # Ray Data's MapWorker(MapBatches(EmbedActor))
                     done_before = len(list(parts.glob("shard-*.h5")))
                     os.kill(pid, signal.SIGKILL)
                     killed.append((pid, done_before))

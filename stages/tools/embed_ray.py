@@ -1,20 +1,43 @@
-"""``make embed RAY_ADDRESS=host:port``: the single-host embed's windows, computed by Ray actors.
+"""``make embed RAY_ADDRESS=host:port``: the single-host embed's windows, computed by Ray Data.
 
-The corpus is cut into the same windows as a single-host run (``embed._windows``); the driver sends
-each window's token lists to an actor that holds the bucket models (opened once per actor, as
-needed), and the actor writes the window's shard, in the single-host format and atomically, into
-the shards folder under ``EMBED_SHARED_DIR`` (a folder every node reaches at the same path: NFS or
-similar). The driver then assembles the output exactly as a single-host run does (``embed_offline``
-does the settings check, the resume and the assembly; this module only computes missing shards).
+The corpus is cut into the same windows as a single-host run (``embed._windows``, ``EMBED_WINDOW``
+lines each) and each window still to do is one block of a Ray Data pipeline:
 
-Ray core, not Ray Data: one actor per ``NPU`` on ``TARGET=ascend`` (``resources={"NPU": 1}``, the
-card is device 0 of the set Ray makes visible), one per ``THREADS`` CPUs (at least 1) on
-``TARGET=cpu``. The driver keeps two windows in flight per actor and reads the input lazily, so a
-corpus of any size holds only those windows in memory. Faults: an actor's process killed (or its
-node lost) is restarted by Ray (``max_restarts``) and its windows are retried (``max_task_retries``);
-an actor gone for good has its windows sent to the others. A shard is named by its window, written
-under a temporary name and renamed, and an actor skips a window whose shard exists, so a window
-done twice writes one file once. A driver killed leaves the shards: a rerun resumes from them.
+    from_items(descriptors)                       one row per window: start line, line count, byte range
+      .map_batches(_read_windows)                 a task on the driver's node reads the window's bytes
+      .map_batches(EmbedActor, batch_size=1,      an actor pool: opens the bucket models once, embeds the
+                   compute=ActorPoolStrategy(n))  window and writes its shard; returns a small status row
+    iter_rows()                                   the driver sums the status rows (tqdm), then assembles
+
+Why descriptors and a read op: the driver holds four integers per window (a first pass over the
+input finds each window's byte range and skips windows whose shard exists), never the text, so its
+memory stays flat for a corpus of any size; ``read_text`` would not keep line numbers or the
+windows' bounds. The read tasks are pinned to the driver's node (the input need not be on the
+shared folder), take ``num_cpus=0`` (they only read bytes) and at most two run at once, so they
+never compete with the actors for the CPUs Ray Data budgets; the text travels to the actors through
+the object store, and Ray Data's streaming backpressure keeps only the windows in flight there.
+
+The actors: one per ``NPU`` on ``TARGET=ascend`` (``resources={"NPU": 1}``, ``num_cpus=0``; the card
+is device 0 of the set Ray makes visible), one per ``THREADS`` CPUs (at least 1) on ``TARGET=cpu``;
+a fixed pool, two windows in flight per actor. Each writes a window's shard in the single-host
+format under the shards folder in ``EMBED_SHARED_DIR`` (a folder every node reaches at the same
+path: NFS or similar), atomically (temporary name, then rename). ``embed_offline`` does the
+settings check, the resume and the assembly; this module only computes missing shards.
+
+Faults: an actor's process killed (or its node lost) is restarted by Ray and the windows it held
+are run again (``max_restarts``/``max_task_retries``, set explicitly; Ray Data's defaults are
+unbounded); an actor skips a window whose shard exists, so a window done twice writes one file
+once. Errors the user must act on (a missing or different file on a node, a window that fails)
+come back as status rows and end the run with one line. A driver killed leaves the shards: a
+rerun resumes from them.
+
+Ray Data's own budget: ``resource_limits`` are left at the cluster's resources and no op asks
+for a CPU it cannot get: the actors hold every CPU of a ``TARGET=cpu`` run, so a read task that
+asked for one (the default) on the driver's node would wait for ever; with ``num_cpus=0`` it
+runs beside them. ``preserve_order`` is off (shards are named by window). Progress bars and Ray
+Data's console logs are off (tqdm shows the windows). ``scheduling_strategy``, ``max_restarts``
+and ``max_task_retries`` go through ``ray_remote_args`` (deprecated in 2.60, the only way in the
+images' 2.51); the deprecation warning is silenced.
 
 Models reach the nodes by path: the driver copies the bucket models (with their records), the
 options and the weights into ``EMBED_SHARED_DIR/.elmo-embed-files/<sha256[:16]>/`` and every actor
@@ -22,13 +45,13 @@ checks each file's sha256 when it starts.
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
-import time
-from collections import deque
+import warnings
 from pathlib import Path
-from typing import Dict, Optional, Tuple
+from typing import Dict, Iterator, List, Optional, Tuple
 
 from stages.common.errors import StageError
 from stages.common.hashing import sha256_file
@@ -36,6 +59,7 @@ from stages.common.hashing import sha256_file
 CONNECT_TIMEOUT_S = 5.0
 FILES_FOLDER = ".elmo-embed-files"
 IN_FLIGHT_PER_ACTOR = 2
+READERS = 2  # read tasks at once (num_cpus=0, on the driver's node)
 MAX_RESTARTS = 4
 
 
@@ -67,6 +91,10 @@ def connect(address: str):
         raise StageError("RAY_ADDRESS is set but Ray is not installed here: pip install -r requirements.txt "
                          "(or use the runtime image)") from None
     if not ray.is_initialized():
+        # Ray core logs each Ray Data actor's start at level E here ("constructor arguments in the
+        # object store and max_restarts > 0", ray#53727: they are the driver's, alive as long as the
+        # run); the driver's own C++ log stays quiet unless the user asks for it.
+        os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")
         try:
             ray.init(address=address, logging_level="ERROR", log_to_driver=False,
                      configure_logging=True, namespace="elmo-embed")
@@ -107,19 +135,59 @@ def _check_file(path: str, sha: str, node: str) -> Optional[str]:
     return None
 
 
+# ---- the windows --------------------------------------------------------------------------------
+
+def window_ranges(path: Path, size: int) -> Iterator[Tuple[int, int, int, int]]:
+    """(first line index, lines, byte offset, byte length) per window of ``size`` lines: the
+    windows of ``embed._windows``, located in the file instead of read."""
+    start = count = begin = offset = 0
+    with Path(path).open("rb") as handle:
+        for index, raw in enumerate(handle):
+            count += 1
+            offset += len(raw)
+            if count == size:
+                yield start, count, begin, offset - begin
+                start, count, begin = index + 1, 0, offset
+    if count:
+        yield start, count, begin, offset - begin
+
+
+def window_sentences(text: bytes) -> List[List[str]]:
+    """A window's bytes as ``embed._windows`` gives its lines: one token list per line."""
+    lines = text.split(b"\n")
+    if text.endswith(b"\n"):
+        lines.pop()
+    return [raw.decode("utf-8").split() for raw in lines]
+
+
+def _read_windows(batch: dict, path: str) -> dict:
+    """Ray Data map op (a task on the driver's node): descriptors in, the windows' bytes added."""
+    import numpy as np
+
+    texts = []
+    with open(path, "rb") as handle:
+        for offset, length in zip(batch["offset"], batch["length"]):
+            handle.seek(int(offset))
+            texts.append(handle.read(int(length)))
+    return {"start": batch["start"], "lines": batch["lines"], "text": np.array(texts, dtype=object)}
+
+
 # ---- the actor ----------------------------------------------------------------------------------
 
 class EmbedActor:
     """Holds one set of bucket models (opened when a window first needs them) and embeds windows.
 
-    Errors the user must act on come back as ``{"error": line}`` (not retried); a crash of the
-    process is Ray's to retry."""
+    As Ray Data's callable class (``parts`` and ``window`` given), each call takes a batch of
+    windows (one, ``batch_size=1``) and returns one status row per window: ``stats`` (``Work.add``'s
+    figures as JSON) or ``error``. Errors the user must act on come back as rows (not retried); a
+    crash of the process is Ray's to retry."""
 
     def __init__(self, target: str, models: Dict[int, Tuple[str, str]], options: Tuple[str, str],
-                 weights: Tuple[str, str], batch: int, long: str, threads: Optional[int], mode: str):
+                 weights: Tuple[str, str], batch: int, long: str, threads: Optional[int], mode: str,
+                 parts: Optional[str] = None, window: Optional[int] = None):
         from stages.tools.embed import LazyRunners, Streamer
 
-        self.mode = mode
+        self.mode, self.parts, self.window = mode, parts, window
         self.error = None
         self.node = _node_name()
         for path, sha in [options, weights, *models.values()]:
@@ -141,6 +209,24 @@ class EmbedActor:
             self.streamer = Streamer(self.runners, batch, options[0], weights[0], long, threads)
         except StageError as exc:
             self.error = f"node {self.node}: {exc}"
+
+    def __call__(self, batch: dict) -> dict:
+        import numpy as np
+
+        starts, lines, stats, errors = [], [], [], []
+        for start, count, text in zip(batch["start"], batch["lines"], batch["text"]):
+            start = int(start)
+            try:
+                sentences = window_sentences(bytes(text))
+                got = self.embed(self.parts, start, self.window, sentences)
+            except Exception as exc:  # a bug, a full disk...: one line, not a retry loop
+                got = {"error": f"node {self.node}: window at line {start + 1}: {exc!r}"}
+            starts.append(start)
+            lines.append(int(count))
+            errors.append(got.get("error", ""))
+            stats.append("" if "error" in got else json.dumps(got))
+        return {"start": np.array(starts, dtype=np.int64), "lines": np.array(lines, dtype=np.int64),
+                "stats": np.array(stats, dtype=object), "error": np.array(errors, dtype=object)}
 
     def embed(self, parts: str, start: int, window: int, sentences) -> dict:
         from stages.tools.embed import _shard_name, as_stats, embed_window
@@ -180,6 +266,21 @@ def _node_name() -> str:
 
 # ---- the driver ---------------------------------------------------------------------------------
 
+def _quiet_data(ray):
+    """Ray Data's context for this run: no progress bars or console logs, no order kept."""
+    import logging
+
+    import ray.data
+
+    context = ray.data.DataContext.get_current()
+    context.enable_progress_bars = False
+    context.execution_options.preserve_order = False  # the shards are named by window: any order
+    context.execution_options.verbose_progress = False
+    for name in ("ray.data", "ray.data._internal"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    return ray.data
+
+
 class RayEngine:
     """``embed_offline``'s ``cluster``: computes the missing shards on the Ray cluster at ``address``."""
 
@@ -189,6 +290,11 @@ class RayEngine:
         self.options, self.weights, self.weights_sha256 = Path(options), Path(weights), weights_sha256
         self.batch, self.long, self.mode, self.threads, self.progress = batch, long, mode, threads, progress
         self.ray = connect(address)
+        try:
+            import ray.data  # noqa: F401  (pandas, pyarrow: before minutes of building, not after)
+        except ImportError as exc:
+            raise StageError(f"RAY_ADDRESS is set but Ray Data cannot be imported here ({exc}): pip install "
+                             f"'ray[data]=={self.ray.__version__}' on the driver and every node") from None
         resources = self.ray.cluster_resources()
         if target == "ascend":
             self.actors_wanted = int(resources.get("NPU", 0))
@@ -208,75 +314,62 @@ class RayEngine:
         if self.ray.is_initialized():
             self.ray.shutdown()
 
+    def dataset(self, input_path: Path, todo: List[dict], actor_args: tuple, parts: Path, window: int):
+        """The pipeline: descriptors, read on the driver's node, embedded by the actor pool."""
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        data = _quiet_data(self.ray)
+        here = NodeAffinitySchedulingStrategy(self.ray.get_runtime_context().get_node_id(), soft=False)
+        return (data.from_items(todo, override_num_blocks=len(todo))
+                .map_batches(_read_windows, batch_size=1, batch_format="numpy", fn_kwargs={"path": str(input_path)},
+                             compute=data.TaskPoolStrategy(size=READERS), num_cpus=0, scheduling_strategy=here)
+                .map_batches(EmbedActor, batch_size=1, batch_format="numpy",
+                             fn_constructor_args=(*actor_args, str(parts), window),
+                             compute=data.ActorPoolStrategy(size=self.actors_wanted,
+                                                            max_tasks_in_flight_per_actor=IN_FLIGHT_PER_ACTOR),
+                             max_restarts=MAX_RESTARTS, max_task_retries=MAX_RESTARTS, **self.actor_options))
+
     def __call__(self, *, input_path, parts: Path, window: int, settings: dict, models: Dict[int, Path]):
         from tqdm import tqdm
 
-        from stages.tools.embed import Work, _shard_name, _windows
+        from stages.tools.embed import Work, _shard_name
 
-        ray = self.ray
         shared = parts.parent
         shipped = {int(b): _ship(Path(p), settings["models"][str(b)], shared) for b, p in models.items()}
         options = _ship(self.options, sha256_file(self.options), shared)
         weights = _ship(self.weights, self.weights_sha256, shared)
-        actor_class = ray.remote(max_restarts=MAX_RESTARTS, max_task_retries=MAX_RESTARTS)(EmbedActor)
-        actors = [actor_class.options(**self.actor_options).remote(
-            self.target, shipped, options, weights, self.batch, self.long, self.threads, self.mode)
-            for _ in range(self.actors_wanted)]
         work = Work(models)
-        slots = deque(i for _ in range(IN_FLIGHT_PER_ACTOR) for i in range(len(actors)))
-        in_flight: dict = {}
-        dead: set = set()
-        retry: deque = deque()
-        windows = _windows(Path(input_path), window)
-        exhausted = False
-        bar = tqdm(unit="sent", desc="embed (ray)", disable=None if self.progress else True)
+        bar = tqdm(unit="sent", desc="embed (ray data)", disable=None if self.progress else True)
+        todo = []
+        for start, lines, offset, length in window_ranges(Path(input_path), window):
+            if (parts / _shard_name(start, window)).is_file():
+                work.resumed += lines
+                bar.update(lines)
+            else:
+                todo.append({"start": start, "lines": lines, "offset": offset, "length": length})
+        if not todo:
+            bar.close()
+            return work
+        actor_args = (self.target, shipped, options, weights, self.batch, self.long, self.threads, self.mode)
+        with warnings.catch_warnings():  # scheduling_strategy, max_restarts...: still ray_remote_args in 2.51
+            warnings.simplefilter("ignore", DeprecationWarning)
+            dataset = self.dataset(Path(input_path), todo, actor_args, parts, window)
+        rows = iter(dataset.iter_rows())
         try:
             while True:
-                while slots and (retry or not exhausted):
-                    if slots[0] in dead:
-                        slots.popleft()
-                        continue
-                    if retry:
-                        start, sentences = retry.popleft()
-                    else:
-                        start, sentences = next(windows, (None, None))
-                        if start is None:
-                            exhausted = True
-                            break
-                        if (parts / _shard_name(start, window)).is_file():
-                            work.resumed += len(sentences)
-                            bar.update(len(sentences))
-                            continue
-                    index = slots.popleft()
-                    ref = actors[index].embed.remote(str(parts), start, window, sentences)
-                    in_flight[ref] = (index, start, sentences)
-                if not in_flight:
-                    if retry or not exhausted:  # every actor gone with work left
-                        raise StageError(f"RAY_ADDRESS={self.address}: every embedding actor died (past "
-                                         f"{MAX_RESTARTS} restarts each); the shards written so far are kept, "
-                                         f"rerun to resume")
-                    break
-                (ref,), _ = ray.wait(list(in_flight), num_returns=1)
-                index, start, sentences = in_flight.pop(ref)
                 try:
-                    stats = ray.get(ref)
-                except ray.exceptions.RayActorError:  # gone past its restarts: its windows go elsewhere
-                    dead.add(index)
-                    retry.append((start, sentences))
-                    continue
-                except ray.exceptions.RayTaskError as exc:
-                    cause = exc.cause if getattr(exc, "cause", None) is not None else exc
-                    raise StageError(f"window at line {start + 1} failed on the cluster: {cause!r}") from None
-                if "error" in stats:
-                    raise StageError(stats["error"])
-                work.add(stats)
-                slots.append(index)
-                bar.update(len(sentences))
+                    row = next(rows)
+                except StopIteration:
+                    break
+                except Exception as exc:  # a task or actor past its retries, the cluster lost...
+                    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                    raise StageError(f"RAY_ADDRESS={self.address}: the embedding on the cluster failed "
+                                     f"({type(exc).__name__}: {first[:300]}); the shards written so far are "
+                                     f"kept, rerun to resume") from None
+                if row["error"]:
+                    raise StageError(str(row["error"]))
+                work.add(json.loads(row["stats"]))
+                bar.update(int(row["lines"]))
         finally:
             bar.close()
-            for actor in actors:
-                try:
-                    ray.kill(actor, no_restart=True)
-                except Exception:  # the cluster is gone already: nothing left to stop
-                    pass
         return work
