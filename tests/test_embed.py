@@ -379,3 +379,41 @@ def test_make_embed_refuses_a_bad_prepack(tmp_path):
     text.write_text("a b\n", encoding="utf-8")
     bad = make("embed", f"INPUT={text}", f"OUTPUT={tmp_path / 'o.hdf5'}", "EMBED_PREPACK=yes", check=False)
     assert bad.returncode != 0 and 'EMBED_PREPACK="yes": use auto, on or off' in bad.stderr
+
+
+def test_a_changed_prepack_plan_starts_afresh(tmp_path, vocab):
+    """Shards from packed sessions are not mixed with unpacked ones (the last bit may differ); the
+    same plan resumes."""
+    from stages.common.errors import StageError
+    from stages.tools.embed import embed_offline
+
+    text = tmp_path / "in.txt"
+    _corpus(text, vocab, [3, 12] * 10, seed=6)
+    out = tmp_path / "o.hdf5"
+    models = {b: tmp_path / f"model-{b}" for b in (8, 16)}
+    packed = {"asked": "on", "planned_calls": {"8": 5, "16": 5}, "prepacked": {"8": True, "16": True}}
+    unpacked = dict(packed, asked="off", prepacked={"8": False, "16": False})
+
+    class Dies(_FakeRunner):
+        calls = 0
+
+        def infer(self, inputs):
+            Dies.calls += 1
+            if Dies.calls > 4:  # two windows of four lines done, then the run is "killed"
+                raise StageError("killed")
+            return super().infer(inputs)
+
+    def run(plan, runner):
+        Dies.calls = 0
+        return embed_offline(text, out, options=None, weights=None, models=models, long="fail", progress=False,
+                             weights_sha256="w" * 64, batch=4, window=4, open_plan=plan,
+                             load_runners=lambda subset: {b: runner(b) for b in subset},
+                             described={str(b): {"sha256": str(b)} for b in models})
+
+    with pytest.raises(StageError, match="killed"):
+        run(packed, Dies)
+    assert len(list((tmp_path / ".o.hdf5.parts").glob("shard-*.h5"))) == 2
+    assert run(unpacked, _FakeRunner)["resumed_sentences"] == 0
+    with pytest.raises(StageError, match="killed"):
+        run(packed, Dies)
+    assert run(packed, _FakeRunner)["resumed_sentences"] == 8

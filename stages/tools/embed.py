@@ -276,6 +276,7 @@ def embed_offline(input_path, output_path, *, options, weights, models: Dict[int
     settings = {"schema": SHARD_SCHEMA, "input_sha256": input_sha, "mode": mode, "batch": batch, "long": long,
                 "target": target,
                 "window": window, "models": {k: v["sha256"] for k, v in described.items()},
+                "prepacked": (open_plan or {}).get("prepacked"),
                 "weights_sha256": weights_sha256 or sha256_file(weights)}
     parts = parts_folder(output_path, shared_dir)
     recorded = parts / "settings.json"
@@ -567,37 +568,43 @@ def run(args) -> int:
         raise _bad_lines(args.input_file, scanned[2])
     buckets = parse_buckets(args.buckets, scanned[1])
     weights_sha256 = sha256_file(weights)
+    open_plan = _cpu_open_plan(args, scanned, buckets) if args.target == "cpu" else None
     cluster = None
     if args.ray_address:  # joined before minutes of building, so a wrong address fails at once
         from stages.tools.embed_ray import RayEngine
 
         cluster = RayEngine(args.ray_address, target=args.target, options=options, weights=weights,
                             weights_sha256=weights_sha256, batch=args.batch_size, long=args.long, mode=args.mode,
-                            threads=args.threads or None)
+                            threads=args.threads or None, prepack=_prepack_of(open_plan))
     try:
-        return _run_offline(args, started, labels, options, weights, scanned, buckets, weights_sha256, cluster)
+        return _run_offline(args, started, labels, options, weights, scanned, buckets, weights_sha256, cluster,
+                            open_plan)
     finally:
         if cluster is not None:
             cluster.close()
 
 
-def _cpu_open_plan(args, scanned: Scanned, buckets: List[int]):
-    """Which cpu buckets open pre-packed (``embed_models.prepack_plan``), and the loader that opens them so."""
-    from stages.tools.embed_models import load_cpu_runners, planned_calls, prepack_plan
+def _cpu_open_plan(args, scanned: Scanned, buckets: List[int]) -> dict:
+    """Which cpu buckets open pre-packed (``embed_models.prepack_plan``): here and on every Ray actor
+    alike, since a packed and an unpacked session may round the last bit differently."""
+    from stages.tools.embed_models import planned_calls, prepack_plan
 
     windows = -(-scanned.lines // args.window)
     calls = planned_calls(scanned.lengths, buckets, args.batch_size, windows)
     prepack = prepack_plan(calls, args.precision, args.prepack)
-    threads = args.threads or None
-    plan = {"asked": args.prepack, "planned_calls": {str(b): n for b, n in calls.items()},
+    return {"asked": args.prepack, "planned_calls": {str(b): n for b, n in calls.items()},
             "prepacked": {str(b): p for b, p in prepack.items()}}
-    return plan, lambda paths: load_cpu_runners(paths, threads, prepack=prepack)
 
 
-def _run_offline(args, started, labels, options, weights, scanned, buckets, weights_sha256, cluster) -> int:
+def _prepack_of(open_plan: Optional[dict]) -> Optional[Dict[int, bool]]:
+    return {int(b): p for b, p in open_plan["prepacked"].items()} if open_plan else None
+
+
+def _run_offline(args, started, labels, options, weights, scanned, buckets, weights_sha256, cluster,
+                 open_plan) -> int:
     from stages.tools.embed_models import bucket_models
 
-    described = load_runners = open_plan = None
+    described = load_runners = None
     building = time.perf_counter()
     if args.target == "ascend":
         from stages.tools.embed_ascend import ascend_bucket_models
@@ -610,8 +617,10 @@ def _run_offline(args, started, labels, options, weights, scanned, buckets, weig
     else:
         models = bucket_models(options, weights, buckets, args.models_dir, args.precision, weights_sha256)
         labels["precision"] = args.precision
-        if cluster is None:
-            open_plan, load_runners = _cpu_open_plan(args, scanned, buckets)
+        from stages.tools.embed_models import load_cpu_runners
+
+        threads, prepack = args.threads or None, _prepack_of(open_plan)
+        load_runners = lambda paths: load_cpu_runners(paths, threads, prepack=prepack)  # noqa: E731
     building = time.perf_counter() - building
     manifest = embed_offline(args.input_file, args.output_file, options=options, weights=weights, models=models,
                              mode=args.mode, batch=args.batch_size, long=args.long, threads=args.threads or None,

@@ -184,7 +184,8 @@ class EmbedActor:
 
     def __init__(self, target: str, models: Dict[int, Tuple[str, str]], options: Tuple[str, str],
                  weights: Tuple[str, str], batch: int, long: str, threads: Optional[int], mode: str,
-                 parts: Optional[str] = None, window: Optional[int] = None):
+                 parts: Optional[str] = None, window: Optional[int] = None,
+                 prepack: Optional[Dict[int, bool]] = None):
         from stages.tools.embed import LazyRunners, Streamer
 
         self.mode, self.parts, self.window = mode, parts, window
@@ -203,8 +204,8 @@ class EmbedActor:
             else:
                 from stages.tools.embed_models import load_cpu_runners
 
-                def load(subset):
-                    return load_cpu_runners(subset, threads)
+                def load(subset):  # the driver's plan: packed or not, as a single-host run opens them
+                    return load_cpu_runners(subset, threads, prepack=prepack)
             self.runners = LazyRunners(paths, load)
             self.streamer = Streamer(self.runners, batch, options[0], weights[0], long, threads)
         except StageError as exc:
@@ -285,10 +286,12 @@ class RayEngine:
     """``embed_offline``'s ``cluster``: computes the missing shards on the Ray cluster at ``address``."""
 
     def __init__(self, address: str, *, target: str, options, weights, weights_sha256: str, batch: int,
-                 long: str, mode: str, threads: Optional[int], progress: bool = True):
+                 long: str, mode: str, threads: Optional[int], progress: bool = True,
+                 prepack: Optional[Dict[int, bool]] = None):
         self.address, self.target = address, target
         self.options, self.weights, self.weights_sha256 = Path(options), Path(weights), weights_sha256
         self.batch, self.long, self.mode, self.threads, self.progress = batch, long, mode, threads, progress
+        self.prepack = prepack
         self.ray = connect(address)
         try:
             import ray.data  # noqa: F401  (pandas, pyarrow: before minutes of building, not after)
@@ -324,7 +327,7 @@ class RayEngine:
                 .map_batches(_read_windows, batch_size=1, batch_format="numpy", fn_kwargs={"path": str(input_path)},
                              compute=data.TaskPoolStrategy(size=READERS), num_cpus=0, scheduling_strategy=here)
                 .map_batches(EmbedActor, batch_size=1, batch_format="numpy",
-                             fn_constructor_args=(*actor_args, str(parts), window),
+                             fn_constructor_args=(*actor_args, str(parts), window, self.prepack),
                              compute=data.ActorPoolStrategy(size=self.actors_wanted,
                                                             max_tasks_in_flight_per_actor=IN_FLIGHT_PER_ACTOR),
                              max_restarts=MAX_RESTARTS, max_task_retries=MAX_RESTARTS, **self.actor_options))
