@@ -58,6 +58,9 @@ TOKEN_COS_MIN ?= 0.99
 ## ACCURACY_SAMPLE  make accuracy: judge a stratified sample of N sentences per bucket (every length,
 ##             the same sample each run; reports say SAMPLE); empty: every sentence (the full proof)
 ACCURACY_SAMPLE ?=
+## ACCURACY_BATCHED_SAMPLE  cpu: make accuracy also runs the offline model at the largest batch on a stratified
+##             sample of N of the judged sentences per bucket (every length; 0: every one)
+ACCURACY_BATCHED_SAMPLE ?= 1024
 ## SOC_VERSION     ascend: overrides npu-smi detection (e.g. Ascend310P3)
 SOC_VERSION ?=
 ## PRECISION_MODE  ascend: atc --precision_mode (empty: atc's default, force_fp16 on 310P)
@@ -236,6 +239,7 @@ $(if $(filter auto openvino none,$(PERF_PEERS)),,$(error PERF_PEERS="$(PERF_PEER
 $(if $(and $(filter openvino,$(PERF_PEERS)),$(filter docker,$(RUNNER))),$(error PERF_PEERS=openvino times OpenVINO on the host and the images carry none: use RUNNER=host, or PERF_PEERS=none))
 $(foreach v,SENTENCE_COS_MIN TOKEN_COS_MIN,$(if $(call matches,$($(v)),^(0?\.[0-9]+|1(\.0*)?)$$),,$(error $(v)="$($(v))": give a cosine between 0 and 1, e.g. $(v)=0.99)))
 $(if $(ACCURACY_SAMPLE),$(if $(call matches,$(ACCURACY_SAMPLE),$(POSITIVE)),,$(error ACCURACY_SAMPLE="$(ACCURACY_SAMPLE)": give a number of sentences per bucket >= 1, e.g. ACCURACY_SAMPLE=500, or leave it empty to judge every sentence)))
+$(if $(call matches,$(ACCURACY_BATCHED_SAMPLE),$(UINT)),,$(error ACCURACY_BATCHED_SAMPLE="$(ACCURACY_BATCHED_SAMPLE)": give a number of sentences per bucket >= 1, e.g. ACCURACY_BATCHED_SAMPLE=1024, or 0 to run the batched check on every judged sentence))
 $(if $(call matches,$(DEVICES),^[0-9]+(,[0-9]+)*$$),,$(error DEVICES="$(DEVICES)": give NPU ids, e.g. DEVICES=0 or DEVICES=0,1))
 $(if $(DATASET_DIR),$(if $(call matches,$(DATASET_DIR),.),$(if $(shell [ -d '$(DATASET_DIR)' ] && echo y),,$(error DATASET_DIR="$(DATASET_DIR)": no such folder; point it at heldout-monolingual.tokenized.shuffled))))
 $(if $(ELMO_OPTIONS)$(ELMO_WEIGHTS),$(if $(and $(ELMO_OPTIONS),$(ELMO_WEIGHTS)),,$(error give both ELMO_OPTIONS and ELMO_WEIGHTS (or neither, for WEIGHTS=$(WEIGHTS)))))
@@ -276,7 +280,7 @@ REPORT_SETTINGS := $(TARGET) $(RUNNER) $(OM) $(OUTPUTS) $(BATCH_TAG) $(PERF_SECO
 # A flavour's own verdict depends only on how it is judged, so switching PRECISION
 # republishes the other flavour's verdict instead of judging it again.
 JUDGE_STAMP := $(REPORTS)/.judge-settings
-JUDGE_SETTINGS := $(TARGET) $(RUNNER) $(SENTENCE_COS_MIN) $(TOKEN_COS_MIN) $(LARGEST_BATCH) $(DEVICES) sample=$(ACCURACY_SAMPLE)
+JUDGE_SETTINGS := $(TARGET) $(RUNNER) $(SENTENCE_COS_MIN) $(TOKEN_COS_MIN) $(LARGEST_BATCH) $(DEVICES) sample=$(ACCURACY_SAMPLE) batched-sample=$(ACCURACY_BATCHED_SAMPLE)
 ifneq ($(and $(filter accuracy perf all locate,$(MAKECMDGOALS)),$(if $(BUCKETED),,yes)),)
 $(shell mkdir -p $(REPORTS) && { [ "$$(cat $(REPORT_STAMP) 2>/dev/null)" = "$(REPORT_SETTINGS)" ] || echo "$(REPORT_SETTINGS)" > $(REPORT_STAMP); })
 $(shell { [ "$$(cat $(JUDGE_STAMP) 2>/dev/null)" = "$(JUDGE_SETTINGS)" ] || echo "$(JUDGE_SETTINGS)" > $(JUDGE_STAMP); })
@@ -309,7 +313,7 @@ in = $(A)/$(patsubst $(ARTIFACTS)/%,%,$(1))
 in_docker = /artifacts/$(patsubst $(ARTIFACTS)/%,%,$(1))
 
 HELP_VARS := TARGET RUNNER WORD_LEN MIN_LEN BATCH INPUT OUTPUT LAYERS LONG FILE_NUM WEIGHTS ELMO_OPTIONS ELMO_WEIGHTS SYNTHETIC_LIKE DATASET \
-  DATASET_DIR PRECISION CPU_VARIANTS ARTIFACTS THREADS PERF_SECONDS PERF_TORCH PERF_PEERS SENTENCE_COS_MIN TOKEN_COS_MIN ACCURACY_SAMPLE SOC_VERSION \
+  DATASET_DIR PRECISION CPU_VARIANTS ARTIFACTS THREADS PERF_SECONDS PERF_TORCH PERF_PEERS SENTENCE_COS_MIN TOKEN_COS_MIN ACCURACY_SAMPLE ACCURACY_BATCHED_SAMPLE SOC_VERSION \
   PRECISION_MODE DEVICES PYTHON
 
 # ---- the three verbs ---------------------------------------------------------
@@ -453,7 +457,7 @@ $(call run_report,%): $(call run_outputs,%)/summary.json $(SIM_ONNX) $(SOURCE_JS
 	  --dataset-source $(call in,$(DATASET_JSON)) --report-dir $(call in,$(@D)) \
 	  --sentence-cos-min $(SENTENCE_COS_MIN) --token-cos-min $(TOKEN_COS_MIN) --threads $(THREADS) \
 	  --references $(call in,$(ARTIFACTS)/references) $(if $(ACCURACY_SAMPLE),--sample $(ACCURACY_SAMPLE)) \
-	  $(if $(filter cpu,$(TARGET)),--batched $(LARGEST_BATCH))
+	  $(if $(filter cpu,$(TARGET)),--batched $(LARGEST_BATCH) --batched-sample $(ACCURACY_BATCHED_SAMPLE))
 
 # A failed gate runs make locate by itself, and the verdict names the first layer below the gate;
 # the recipe still fails, so make fails and the next run judges again.

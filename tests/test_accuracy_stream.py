@@ -185,6 +185,7 @@ def test_a_second_precision_reuses_the_references(judged):
         assert {passes[n]["status"] for n in list(passes)[:2]} == {"reused" if reused else "computed"}
         assert all(p["peak_rss_mb"] > 0 and p["seconds"] >= 0 for p in passes.values())
         assert passes["judge"]["target_batched_seconds"] > 0
+        assert report["batched_sample"]["sentences"] == 199  # the default sample holds the whole corpus
     assert "references" in (j["artifacts"] / "reports/runs/cpu-fp32/accuracy.md").read_text()
 
 
@@ -249,6 +250,45 @@ def test_sample_is_stratified_and_the_same_every_time(judged, tmp_path):
     summary = json.loads((tmp_path / "reports" / "accuracy-buckets.json").read_text())
     assert summary["overall"]["sampled"] and summary["buckets"][0]["sample"]["per_bucket"] == 20
     assert "SAMPLE (ACCURACY_SAMPLE=20)" in (tmp_path / "reports" / "accuracy-buckets.md").read_text()
+
+
+def test_the_batched_check_runs_on_a_stratified_sample(judged, tmp_path):
+    """--batched-sample N: the target at the largest batch runs on N of the judged sentences (every
+    length), with the whole-corpus figures for exactly those sentences; the references' rows are
+    judged in full, and a sentence outside the sample is never ranked by the batched row."""
+    from stages.backends.infer import read_outputs
+    from stages.backends.runners import OrtRunner, infer_all
+    from stages.reports.accuracy import stratified_sample
+    from stages.reports.metrics import compare
+    from stages.sources.data import read_bin, sample_lengths
+
+    j = judged
+    manifest, lengths = sample_lengths(j["data"])
+    report, report_dir = _stage(j, tmp_path, "int8", "--batched-sample", "24", "--chunk", "32")
+    picked = stratified_sample(lengths, 24, report["data"]["manifest_sha256"])
+    assert report["batched_sample"]["sentences"] == len(picked) == 24
+    assert report["batched_sample"]["of_sentences"] == 199 and report["batched_sample"]["per_bucket"] == 24
+    assert report["batched_sample"]["tokens"] == int(lengths[picked].sum())
+    by_ref = {c["reference"]: c for c in report["comparisons"]}
+    batched = by_ref["onnxruntime-fp32 (target batch 4)"]
+    assert batched["sentence_cosine"]["count"] == 24 and batched["token_cosine"]["count"] == int(lengths[picked].sum())
+    assert by_ref["onnxruntime-fp32"]["sentence_cosine"]["count"] == 199
+    assert "on a stratified sample of 24 of the 199 sentences" in batched["description"]
+    assert "ran on a stratified sample of 24 of the 199 judged sentences" in (report_dir / "accuracy.md").read_text()
+    ids = np.concatenate([read_bin(j["data"] / "bin" / f"{i}.bin", manifest["word_len"]) for i in picked])
+    # Batches form within each chunk of 32 (dynamic int8 scales each batch by its own range,
+    # so the batch mates matter).
+    target = OrtRunner.load(j["models"]["int8"], threads=2, optimize=False)
+    out = np.concatenate([infer_all(target, ids[(picked >= start) & (picked < start + 32)], batch_size=4)
+                          for start in range(0, 199, 32) if ((picked >= start) & (picked < start + 32)).any()])
+    ref = infer_all(OrtRunner.load(j["onnx"], threads=2), ids, batch_size=64)
+    real = lambda o: [o[k, :n] for k, n in enumerate(lengths[picked])]  # noqa: E731
+    raw = compare(real(out), real(ref))
+    assert batched["token_cosine"]["min"] == pytest.approx(float(np.min(raw["token_cosine"])), abs=1e-9)
+    assert batched["max_abs_error"] == pytest.approx(raw["max_abs_error"], rel=1e-5, abs=1e-9)
+    assert {w["index"] for w in report["worst_sentences"] if w["reference"].endswith("batch 4)")} <= set(picked.tolist())
+    every, _ = _stage(j, tmp_path, "int8", "--batched-sample", "0")
+    assert every["batched_sample"]["sentences"] == 199 and every["batched_sample"]["per_bucket"] is None
 
 
 def test_accuracy_sample_through_make_rejudges_and_labels(judged):

@@ -70,6 +70,7 @@ def test_clean_removes_only_a_folder_the_project_made(tmp_path):
     ("DEVICES=zero", 'DEVICES="zero": give NPU ids'),
     ("ACCURACY_SAMPLE=0", 'ACCURACY_SAMPLE="0": give a number of sentences per bucket >= 1'),
     ("ACCURACY_SAMPLE=ten", 'ACCURACY_SAMPLE="ten": give a number of sentences per bucket >= 1'),
+    ("ACCURACY_BATCHED_SAMPLE=all", 'ACCURACY_BATCHED_SAMPLE="all": give a number of sentences per bucket >= 1'),
 ])
 def test_bad_settings_are_refused_before_any_stage_runs(tmp_path, setting, expected):
     done = make("accuracy", f"ARTIFACTS={tmp_path / 'a'}", setting, check=False)
