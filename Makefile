@@ -300,7 +300,7 @@ CODE_COMPILE := $(call code,backends/compile graph/quantize backends/runners) \
   $(call ASCEND_CODE,target atc npu_smi host_info om_manifest)
 CODE_INFER := $(call code,backends/infer backends/runners) \
   $(call ASCEND_CODE,target ais_bench ais_summary ais_tool tool_paths shards om_manifest)
-CODE_ACCURACY := $(CODE_MODEL) $(call code,reports/accuracy reports/metrics reports/streaming reports/references \
+CODE_ACCURACY := $(CODE_MODEL) $(call code,reports/accuracy reports/reference_runs reports/metrics reports/streaming reports/references \
   backends/runners reports/plots common/progress)
 CODE_ACCURACY_INDEX := $(call code,reports/accuracy_index reports/verdict)
 CODE_LOCATE := $(CODE_MODEL) $(call code,reports/locate reports/locate_advice reports/verdict reports/metrics reports/plots \

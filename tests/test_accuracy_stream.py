@@ -218,6 +218,21 @@ def test_a_changed_corpus_or_model_makes_new_references(judged, tmp_path, capsys
     assert other["comparisons"] == first["comparisons"]  # same function: same figures
 
 
+def test_the_references_are_keyed_by_the_code_that_computes_them(monkeypatch):
+    """A change in how the references are computed (the model, the runners, reference_runs) keys new
+    ones; a change in the judge or its reports (accuracy.py) reads the kept ones back."""
+    from stages.reports import references as refs
+
+    inputs = lambda: refs.key_inputs("onnx", {}, "data", 8, 1, None)  # noqa: E731
+    before = refs.key_of(inputs())
+    assert "reports/reference_runs.py" in refs.MODEL_CODE and "reports/accuracy.py" not in refs.MODEL_CODE
+    original = refs.sha256_file
+    for edited, changes in (("accuracy.py", False), ("reference_runs.py", True), ("model.py", True)):
+        monkeypatch.setattr(refs, "sha256_file", lambda path, edited=edited: (
+            "edited" if Path(path).name == edited else original(path)))
+        assert (refs.key_of(inputs()) != before) is changes, edited
+
+
 def test_sample_is_stratified_and_the_same_every_time(judged, tmp_path):
     from stages.reports.accuracy import stratified_sample
     from stages.sources.data import sample_lengths

@@ -40,6 +40,7 @@ from stages.common.atomic import write_json, write_text
 from stages.common.errors import StageError, stale_record
 from stages.common.hashing import sha256_file
 from stages.reports import references as refs
+from stages.reports.reference_runs import ORT_BATCH, mask as _mask, onnx_padded, real_tokens as _real_tokens, torch_unpadded
 from stages.reports.streaming import (BINS_PER_DECADE, FLOOR_LOG10, RunningComparison, WorstSentences,
                                       bin_distance)
 
@@ -49,12 +50,6 @@ WORST = 16  # sentences listed for make locate, which reruns them layer by layer
 # A chunk's target outputs take about this much memory (float32 [sentences, W, D]); its
 # references, the batched run and the float64 work arrays a few times more.
 CHUNK_BYTES = 16 << 20
-# Equal-length sentences PyTorch runs together (still unpadded). 128 ran 1.23x the sentences/s of
-# 32 at 8 tokens (2-core AVX2 EPYC), but a group never crosses a chunk, so most stay small, and
-# other groups move PyTorch's last bits: kept at 32, the whole-corpus stage's, for its statistics.
-TORCH_GROUP = 32
-# Reference (a)'s batch: 64 ran 1.10x the sentences/s of 16 and 256 no faster (same host).
-ORT_BATCH = 64
 BATCHED_SAMPLE = 1024  # --batched-sample's default (make: ACCURACY_BATCHED_SAMPLE)
 SAMPLE_METHOD = ("stratified by sentence length: one of every length, the rest in proportion to each "
                  "length's share; drawn with numpy's default_rng seeded by the data manifest's sha256")
@@ -90,35 +85,10 @@ def chunk_sentences(word_len: int, dim: int, batched: int) -> int:
     return max(step, rows // step * step)
 
 
-def _mask(lengths, word_len: int) -> np.ndarray:
-    return np.arange(word_len)[None, :] < np.asarray(lengths)[:, None]
-
-
-def _real_tokens(outputs, lengths) -> np.ndarray:
-    """``[sum(lengths), D]``: each sentence's real tokens, sentence after sentence."""
-    return outputs[_mask(lengths, outputs.shape[1])]
-
-
 def padding_max(outputs, lengths) -> float:
     """Largest |value| at a padded position (the gate wants exactly 0)."""
     padded = outputs[~_mask(lengths, outputs.shape[1])]
     return float(np.abs(padded).max()) if padded.size else 0.0
-
-
-def torch_unpadded(runner, ids: np.ndarray, lengths) -> np.ndarray:
-    """Real-token outputs of each sentence run alone at its own length (``ids[i, :n]``, the
-    .bin's rows without padding); equal lengths share a batch, still unpadded."""
-    by_length = {}
-    for position, n in enumerate(lengths):
-        by_length.setdefault(int(n), []).append(position)
-    results = [None] * len(lengths)
-    for n, positions in sorted(by_length.items()):
-        for start in range(0, len(positions), TORCH_GROUP):
-            group = positions[start : start + TORCH_GROUP]
-            out = runner.infer({"input": ids[group, :n]})["output"]
-            for row, position in enumerate(group):
-                results[position] = out[row]
-    return np.concatenate(results) if results else np.zeros((0, 0), dtype=np.float32)
 
 
 def gate_checks(sentence: dict, token: dict, gate: dict) -> dict:
@@ -189,7 +159,7 @@ def evaluate(args) -> tuple:
     def onnx_reference(chunk):
         if "onnx" not in runners:
             runners["onnx"] = OrtRunner.load(args.onnx, threads=args.threads or None, name="onnxruntime-fp32")
-        return _real_tokens(infer_all(runners["onnx"], ids_of(chunk), batch_size=ORT_BATCH), all_lengths[chunk])
+        return onnx_padded(runners["onnx"], ids_of(chunk), all_lengths[chunk])
 
     def torch_reference(chunk):
         if "onnx" in runners:  # reference (a) is done: its session's memory goes back
@@ -242,7 +212,8 @@ def evaluate(args) -> tuple:
     largest_padding = 0.0
     inference_seconds = 0.0
     meter = refs.PassMeter("judge", "read the target's outputs and both references a chunk at a time, fold "
-                           "them into running statistics" + (f"; run the target at batch {batched}" if batched else ""),
+                           "them into running statistics" + (f"; run the target at batch {batched} on {batched_sample['sentences']} of "
+                                                         f"them" if batched else ""),
                            int(len(indices)))
     label = f"accuracy: judging {len(indices)} sentences" + (
         f", the target also at batch {batched} on {batched_sample['sentences']}" if batched else "")
