@@ -5,7 +5,7 @@ this code (``stages.reports.references.MODEL_CODE``): a change here, or in the m
 runners, computes them again, while a change in how they are judged or reported reuses them.
 
 (a) ``onnx_padded``: ONNX Runtime float32 on the simplified ONNX, the same padded ``[B, W, 50]``
-    inputs the target ran, ``ORT_BATCH`` sentences a call;
+    inputs the target ran, ``onnx_batch(W)`` sentences a call;
 (b) ``torch_unpadded``: the PyTorch module on each sentence at its own length, equal lengths
     ``TORCH_GROUP`` at a time.
 
@@ -15,9 +15,16 @@ from __future__ import annotations
 
 import numpy as np
 
-# Reference (a)'s batch: 64 ran 1.10x the sentences/s of 16, and 256 no faster (2-core AVX2 EPYC,
-# 8 tokens).
-ORT_BATCH = 64
+# Reference (a)'s batch holds about this many padded tokens: at 8 tokens a batch of 64 ran 1.10x
+# the sentences/s of 16, and 256 no faster (2-core AVX2 EPYC); at 32 tokens a batch of 64 took the
+# pass to 1.56 GB where 16 stayed under 1 GB.
+ORT_BATCH_TOKENS = 512
+ORT_BATCH_MIN = 16
+
+
+def onnx_batch(word_len: int) -> int:
+    """Reference (a)'s batch for sentences of ``word_len`` tokens (padded): 64 at 8, 16 from 32 on."""
+    return max(ORT_BATCH_MIN, ORT_BATCH_TOKENS // max(int(word_len), 1))
 # Equal-length sentences PyTorch runs together (still unpadded). 128 ran 1.23x the sentences/s of
 # 32 at 8 tokens (same host), but a group never crosses a chunk, so most stay small, and other
 # groups move PyTorch's last bits: kept at 32, the whole-corpus stage's, for its statistics.
@@ -38,7 +45,7 @@ def onnx_padded(runner, ids: np.ndarray, lengths) -> np.ndarray:
     """Reference (a): ``runner`` (ONNX Runtime fp32) over the padded ``ids``, real tokens kept."""
     from stages.backends.runners import infer_all
 
-    return real_tokens(infer_all(runner, ids, batch_size=ORT_BATCH), lengths)
+    return real_tokens(infer_all(runner, ids, batch_size=onnx_batch(ids.shape[1])), lengths)
 
 
 def torch_unpadded(runner, ids: np.ndarray, lengths) -> np.ndarray:
