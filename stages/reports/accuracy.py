@@ -40,7 +40,7 @@ from stages.common.atomic import write_json, write_text
 from stages.common.errors import StageError, stale_record
 from stages.common.hashing import sha256_file
 from stages.reports import references as refs
-from stages.reports.reference_runs import mask as _mask, onnx_batch, onnx_padded, real_tokens as _real_tokens, torch_unpadded
+from stages.reports.reference_runs import mask, onnx_batch, onnx_padded, real_tokens, torch_unpadded
 from stages.reports.streaming import (BINS_PER_DECADE, FLOOR_LOG10, RunningComparison, WorstSentences,
                                       bin_distance)
 
@@ -87,7 +87,7 @@ def chunk_sentences(word_len: int, dim: int, batched: int) -> int:
 
 def padding_max(outputs, lengths) -> float:
     """Largest |value| at a padded position (the gate wants exactly 0)."""
-    padded = outputs[~_mask(lengths, outputs.shape[1])]
+    padded = outputs[~mask(lengths, outputs.shape[1])]
     return float(np.abs(padded).max()) if padded.size else 0.0
 
 
@@ -192,10 +192,9 @@ def evaluate(args) -> tuple:
     batched_name = f"onnxruntime-fp32 (target batch {batched})"
     batched_sample = None
     if batched:
-        per_bucket = getattr(args, "batched_sample", BATCHED_SAMPLE)
+        per_bucket = args.batched_sample
         # Drawn from the judged sentences, so it is also a sample of ACCURACY_SAMPLE's sample.
-        picked = (indices if not per_bucket or per_bucket >= len(indices)
-                  else indices[stratified_sample(lengths, per_bucket, data_sha256)])
+        picked = indices[stratified_sample(lengths, per_bucket, data_sha256)] if per_bucket else indices
         in_batched = np.zeros(len(all_lengths), dtype=bool)
         in_batched[picked] = True
         batched_sample = {"per_bucket": per_bucket or None, "sentences": int(len(picked)),
@@ -228,7 +227,7 @@ def evaluate(args) -> tuple:
             chunk_lengths = all_lengths[chunk]
             outputs = read_outputs(args.outputs, [str(i) for i in chunk], word_len)
             largest_padding = max(largest_padding, padding_max(outputs, chunk_lengths))
-            target = _real_tokens(outputs, chunk_lengths)
+            target = real_tokens(outputs, chunk_lengths)
             del outputs
             onnx = refs.read_chunk(ref_dir, refs.ONNX_REF, k)
             per_reference = {
@@ -244,7 +243,7 @@ def evaluate(args) -> tuple:
                 largest_padding = max(largest_padding, padding_max(out, all_lengths[chunk[chosen]]))
                 token_rows = np.repeat(chosen, chunk_lengths)
                 per_sentence = np.full(len(chunk), np.inf)  # not in the sample: never the worst
-                per_sentence[chosen] = running[batched_name].add(_real_tokens(out, all_lengths[chunk[chosen]]),
+                per_sentence[chosen] = running[batched_name].add(real_tokens(out, all_lengths[chunk[chosen]]),
                                                                  onnx[token_rows], all_lengths[chunk[chosen]])
                 per_reference[batched_name] = per_sentence
             worst.add(chunk, chunk_lengths, per_reference)

@@ -25,6 +25,8 @@ ORT_BATCH_MIN = 16
 def onnx_batch(word_len: int) -> int:
     """Reference (a)'s batch for sentences of ``word_len`` tokens (padded): 64 at 8, 16 from 32 on."""
     return max(ORT_BATCH_MIN, ORT_BATCH_TOKENS // max(int(word_len), 1))
+
+
 # Equal-length sentences PyTorch runs together (still unpadded). 128 ran 1.23x the sentences/s of
 # 32 at 8 tokens (same host), but a group never crosses a chunk, so most stay small, and other
 # groups move PyTorch's last bits: kept at 32, the whole-corpus stage's, for its statistics.
