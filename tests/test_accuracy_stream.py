@@ -21,7 +21,7 @@ def _old_torch_unpadded(options, weights, sentences, threads):
     from stages.backends.runners import TorchRunner
     from stages.elmo.charids import batch_ids
 
-    runner = TorchRunner.load(options, weights, threads=threads)
+    runner = TorchRunner.load(options, weights, threads=threads, onednn=True)  # as the stage's reference
     by_length = {}
     for index, tokens in enumerate(sentences):
         by_length.setdefault(len(tokens), []).append(index)

@@ -13,9 +13,26 @@ from stages.elmo.model import StatefulElmo, load_elmo
 TOL = 1e-5
 
 
-@pytest.fixture(scope="module")
-def fixture_model(bilm_fixture):
-    return load_elmo(bilm_fixture / "options.json", bilm_fixture / "lm_weights.hdf5")
+@pytest.fixture(scope="module", params=["dense", "onednn"])
+def fixture_model(bilm_fixture, request):
+    """The module as exported, and with its weight products on oneDNN (the accuracy stage's
+    PyTorch reference): both must be bilm-tf's model."""
+    model = load_elmo(bilm_fixture / "options.json", bilm_fixture / "lm_weights.hdf5")
+    if request.param == "onednn":
+        assert model.use_onednn()
+        assert model.hidden_weights[0].numel() == 0  # the dense copy is not kept beside oneDNN's
+    return model
+
+
+def test_onednn_products_match_dense_ones(bilm_fixture, fixture_sentences):
+    dense = load_elmo(bilm_fixture / "options.json", bilm_fixture / "lm_weights.hdf5")
+    onednn = load_elmo(bilm_fixture / "options.json", bilm_fixture / "lm_weights.hdf5")
+    assert onednn.use_onednn()
+    ids = torch.from_numpy(batch_ids([s for row in fixture_sentences for s in row[:3]]))
+    with torch.no_grad():
+        want, got = dense(ids).numpy(), onednn(ids).numpy()
+    assert np.abs(want).max() > 0.1
+    assert np.abs(got - want).max() < 1e-5
 
 
 def _expected(bilm_fixture, i):

@@ -32,11 +32,16 @@ def check_input_shape(name: str, model_shape, ids: np.ndarray) -> None:
 class TorchRunner:
     """PyTorch eager on the project's module."""
 
-    def __init__(self, model, *, threads: Optional[int] = None, name: str = "pytorch-eager"):
+    def __init__(self, model, *, threads: Optional[int] = None, name: str = "pytorch-eager",
+                 onednn: bool = False):
+        """``onednn``: the weight products on oneDNN's kernels (``ElmoBiLM.use_onednn``); the
+        module is then for inference only."""
         import torch
 
         if threads:
             torch.set_num_threads(threads)
+        if onednn:
+            model.use_onednn()
         self.model = model
         self.name = name
 
