@@ -194,6 +194,29 @@ def test_an_actor_names_a_missing_or_different_file(tmp_path, bilm_fixture):
     assert list(row["error"]) == [other.ping()["error"]]
 
 
+def test_an_ascend_actor_checks_the_chip_of_its_own_node(tmp_path, bilm_fixture, monkeypatch):
+    """The .om was built for the driver's chip; a node with another chip refuses it in one line,
+    before any model opens."""
+    from stages.backends.ascend.om_manifest import SCHEMA, manifest_path
+    from stages.common.hashing import sha256_file
+    from stages.tools.embed_ray import EmbedActor
+
+    om = tmp_path / "elmo_w8.om"
+    om.write_bytes(b"an offline model")
+    manifest_path(om).write_text(json.dumps({
+        "schema": SCHEMA, "command": ["atc"], "soc_version": "Ascend310P3", "input_shape": [1, 8, 50],
+        "batch_sizes": [1], "onnx": "elmo_w8.onnx", "onnx_sha256": "0" * 64, "om_size": om.stat().st_size}))
+    for name, value in npu_host_env(tmp_path, RELEASE, PAIRS[RELEASE], npus=1).items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("FAKE_NPU_NAME", "910B3")
+    files = [(str(path), sha256_file(path)) for path in (bilm_fixture / "options.json", bilm_fixture / "lm_weights.hdf5")]
+    actor = EmbedActor("ascend", {8: (str(om), sha256_file(om))}, *files, 4, "torch", 1, "all")
+    error = actor.ping()["error"]
+    assert error.startswith(f"node {actor.node}: ") and "elmo_w8.om was built for Ascend310P3 but this host has " \
+        "Ascend910B3; rerun make om" in error
+    assert actor.embed(str(tmp_path), 0, 4, [["a"]]) == {"error": error}
+
+
 def test_the_windows_are_located_as_the_single_host_run_reads_them(tmp_path):
     """The driver sends byte ranges; the actor's token lists are embed._windows' own."""
     from stages.tools.embed import _windows
