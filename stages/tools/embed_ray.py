@@ -199,13 +199,15 @@ class EmbedActor:
         try:
             if target == "ascend":
                 from stages.backends.ascend.ais_bench import check_host
+                from stages.backends.ascend.npu_smi import detect_chips
                 from stages.backends.ascend.om_manifest import read_manifest
                 from stages.tools.embed_ascend import om_loader
 
                 # This node's chip, not the driver's: a cluster may mix chips, and an .om runs only on
                 # the one it was built for (a refusal here is one line; the runtime's is not).
+                chips = detect_chips()
                 for path in paths.values():
-                    check_host(read_manifest(path), path, [0])
+                    check_host(read_manifest(path), path, [0], chips=chips)
                 load = om_loader(options[0], [0])  # Ray made the reserved card device 0 of the visible set
             else:
                 from stages.tools.embed_models import load_cpu_runners

@@ -80,9 +80,10 @@ def _tail(path: Path, n: int = TAIL_LINES) -> str:
     return "\n".join(lines[-n:]) if lines else "(ais_bench printed nothing)"
 
 
-def check_host(manifest: dict, om: Path, devices: Sequence[int]) -> List[int]:
-    """The om's chip against this host's, and the device ids against its chips."""
-    chips = detect_chips()
+def check_host(manifest: dict, om: Path, devices: Sequence[int], chips=None) -> List[int]:
+    """The om's chip against this host's, and the device ids against its chips (``chips``: the
+    host's ``detect_chips()``, read once by a caller checking several .om files)."""
+    chips = detect_chips() if chips is None else chips
     # Deliberately not SOC_VERSION: that names the chip to build for, which
     # may be another host's; what runs here is what npu-smi reports.
     host = soc_version(chips)
