@@ -365,3 +365,30 @@ def test_worst_sentences_and_running_comparison_match_the_whole_corpus():
         assert got["mean_abs_error"] == pytest.approx(raw["mean_abs_error"], rel=1e-12)
         assert got["sentence_cosine"]["mean"] == pytest.approx(raw["sentence_cosine"].mean(), abs=1e-14)
         assert got["token_cosine"]["min"] == raw["token_cosine"].min()
+
+
+def test_reference_b_in_windows_of_chunks_is_each_chunk_alone(bilm_fixture, fixture_sentences):
+    """Reference (b) runs several chunks at once (fuller equal-length groups) and hands each chunk
+    back as if it had run alone; a chunk asked for out of order is refused, not mixed up."""
+    from stages.backends.runners import TorchRunner
+    from stages.elmo.charids import batch_ids
+    from stages.reports.reference_runs import ChunkWindows, torch_unpadded
+
+    sentences = [tokens[:8] for row in fixture_sentences for tokens in row]
+    ids, lengths = batch_ids(sentences, 8), np.array([len(s) for s in sentences])
+    runner = TorchRunner.load(bilm_fixture / "options.json", bilm_fixture / "lm_weights.hdf5", onednn=True)
+    order = np.random.default_rng(0).permutation(len(sentences))  # a stratified sample's order
+    chunks = [order[start : start + 3] for start in range(0, len(order), 3)]
+    assert len(chunks) > 4  # more than one window
+
+    def compute(indices):
+        return torch_unpadded(runner, ids[indices], lengths[indices])
+
+    windows = ChunkWindows(compute, chunks, lambda indices: lengths[indices], window=4)
+    for chunk in chunks:
+        alone = compute(chunk)
+        got = windows(chunk)
+        assert got.shape == alone.shape == (lengths[chunk].sum(), alone.shape[1])
+        np.testing.assert_allclose(got, alone, rtol=0, atol=1e-6)
+    with pytest.raises(RuntimeError, match="order"):
+        ChunkWindows(compute, chunks, lambda indices: lengths[indices])(chunks[1])

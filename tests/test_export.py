@@ -120,3 +120,19 @@ def test_full_size_original_onnx_matches_pytorch(tmp_path):
     for row, tokens in enumerate(sentences):
         alone = torch_runner.infer({"input": sentence_ids(tokens)[None]})["output"][0]
         assert cosine(out[row, : len(tokens)], alone).min() >= 0.99999
+
+
+def test_sessions_on_one_shared_arena_give_the_same_outputs(fixture_graphs, fixture_sentences):
+    """perf opens its ONNX Runtime variants on one shared arena: each session opts in, a second one
+    reuses the arena registered for the first, and the outputs are those of a session of its own."""
+    _, sim = fixture_graphs["dynamic"]
+    ids = batch_ids([s[:WORD_LEN] for s in fixture_sentences[0][:5]], WORD_LEN)
+    alone = OrtRunner.load(sim)
+    shared = [OrtRunner.load(sim, shared_arena=True), OrtRunner.load(sim, optimize=False, shared_arena=True)]
+    with pytest.raises(Exception, match="use_env_allocators"):  # not set: an arena of its own
+        alone.session.get_session_options().get_session_config_entry("session.use_env_allocators")
+    for runner in shared:
+        assert runner.session.get_session_options().get_session_config_entry("session.use_env_allocators") == "1"
+        for batch in (1, 5):
+            np.testing.assert_array_equal(runner.infer({"input": ids[:batch]})["output"],
+                                          alone.infer({"input": ids[:batch]})["output"])

@@ -87,7 +87,15 @@ def test_perf_json_has_peer_rows_with_verdicts(first_run):
             assert c["project_vs_peer"] == pytest.approx(c["project"]["sentences_per_s"] / c["peer"]["sentences_per_s"])
     assert report["machine"]["runtimes"]["openvino"] and report["machine"]["runtimes"]["onnxruntime"]
     assert report["peak_rss_mb"]["process"] >= report["peak_rss_mb"]["onnxruntime_before_peers"] > 0
+    # Where the peak comes from: memory after each phase, in order, the last peak the process's.
+    trace = report["memory_trace"]
+    assert [p["after"] for p in trace] == ["loading the ONNX Runtime variants", "loading the peers",
+                                           "judging the peers", "batch 1", "batch 4"]
+    assert all(p["rss_mb"] > 0 and p["peak_rss_mb"] >= p["rss_mb"] for p in trace)
+    assert [p["peak_rss_mb"] for p in trace] == sorted(p["peak_rss_mb"] for p in trace)
+    assert trace[-1]["peak_rss_mb"] <= report["peak_rss_mb"]["process"] + 0.1
     md = (artifacts / "reports" / "perf.md").read_text()
+    assert "Memory of the perf process" in md
     assert "Against the peers" in md and "exact fp32" in md and "openvino" in md
 
 

@@ -143,3 +143,28 @@ def test_every_row_names_its_ceiling(bf16_rate):
     else:  # no bf16 rate here: judged against fp32, and the row says why
         assert roof["ov"]["ceiling"] == "fp32" and "no bf16 path" in roof["ov"]["ceiling_note"]
     assert all(r["roofline"]["fraction_of_floor"] > 0 and r["kernel"] is None for r in results)
+
+
+def test_machine_probes_run_in_a_process_of_their_own(monkeypatch):
+    """perf measures the machine in a spawned process, so the probes' memory (PyTorch) is never
+    part of perf's own peak: a probe broken in this process does not reach the measurement."""
+    from stages.reports import perf
+
+    def not_here(*_args, **_kwargs):
+        raise AssertionError("the machine was measured in perf's own process")
+
+    monkeypatch.setattr(perf, "fp32_gemm_rate", not_here)
+    machine = perf.measure_machine_apart(1)
+    assert machine["gemm_gflop_per_s"] > 0 and machine["threads"] == 1
+    assert machine["cpu"] == perf.cpu_model() and machine["isa"] == isa_summary(isa_flags())
+    assert set(machine["ceilings"]) == {"fp32", "int8", "bf16"}
+
+
+def test_a_dead_pytorch_worker_is_one_line_not_a_hang(tmp_path):
+    """The PyTorch eager worker failing (here: no model files; on a host, killed for memory) ends perf
+    with one line instead of leaving it waiting forever for an answer."""
+    from stages.common.errors import StageError
+    from stages.reports.perf import WorkerVariant
+
+    with pytest.raises(StageError, match="PyTorch eager worker died .* PERF_TORCH=0"):
+        WorkerVariant("PyTorch eager", "pytorch", tmp_path / "options.json", tmp_path / "weights.hdf5", 1, [1])

@@ -39,8 +39,10 @@ import numpy as np
 from stages.common.atomic import write_json, write_text
 from stages.common.errors import StageError, stale_record
 from stages.common.hashing import sha256_file
+from stages.common.memory import give_back_memory
 from stages.reports import references as refs
-from stages.reports.reference_runs import mask, onnx_batch, onnx_padded, real_tokens, torch_unpadded
+from stages.reports.reference_runs import (ChunkWindows, mask, onnx_batch, onnx_padded, real_tokens,
+                                          torch_unpadded)
 from stages.reports.streaming import (BINS_PER_DECADE, FLOOR_LOG10, RunningComparison, WorstSentences,
                                       bin_distance)
 
@@ -163,15 +165,17 @@ def evaluate(args) -> tuple:
                                              arena=False)
         return onnx_padded(runners["onnx"], ids_of(chunk), all_lengths[chunk])
 
-    def torch_reference(chunk):
+    def torch_sentences(indices):
         if "onnx" in runners:  # reference (a) is done: its session's memory goes back
             runners.pop("onnx")
-            refs.give_back_memory()
+            give_back_memory()
         if "torch" not in runners:
             # oneDNN: where PyTorch's dense GEMM is MKL on an AMD CPU, this pass took 1.5x as long.
             runners["torch"] = TorchRunner.load(source["options"], source["weights"], threads=args.threads or None,
                                                 onednn=True)
-        return torch_unpadded(runners["torch"], ids_of(chunk), all_lengths[chunk])
+        return torch_unpadded(runners["torch"], ids_of(indices), all_lengths[indices])
+
+    torch_reference = ChunkWindows(torch_sentences, chunks, lambda indices: all_lengths[indices])
 
     labels = {refs.ONNX_REF: f"ONNX Runtime fp32 on {len(indices)} sentences",
               refs.TORCH_REF: f"PyTorch on each of {len(indices)} sentences unpadded"}
@@ -181,7 +185,7 @@ def evaluate(args) -> tuple:
         chunk_sentences=size, compute={refs.ONNX_REF: onnx_reference, refs.TORCH_REF: torch_reference},
         labels=labels)
     runners.clear()
-    refs.give_back_memory()
+    give_back_memory()
     if ref_manifest["chunk_sentences"] != size or ref_manifest["chunks"] != len(chunks):
         # Kept by another chunking (another --chunk): read them back in theirs.
         size = ref_manifest["chunk_sentences"]

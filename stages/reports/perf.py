@@ -17,7 +17,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import platform
-import resource
 import sys
 import time
 from pathlib import Path
@@ -26,6 +25,7 @@ from typing import Callable, Dict, List, Optional
 import numpy as np
 
 from stages.common.atomic import write_json, write_text
+from stages.common.memory import peak_rss_mb, rss_mb
 from stages.common.machine import cpu_model, flag_names, isa_flags, isa_summary, ort_kernel
 from stages.common.errors import StageError
 from stages.common.records import read_record
@@ -39,23 +39,21 @@ PUBLISHED = [
 ]
 
 
-def _rss_mb() -> float:
-    try:
-        import psutil
-
-        return psutil.Process().memory_info().rss / 2**20
-    except ImportError:  # psutil is optional inside slim images
-        return float("nan")
-
-
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-
-
 def batch_inputs(ids: np.ndarray, batch: int) -> np.ndarray:
     """``batch`` real sentences, cycling through the data set if it is small."""
     take = np.arange(batch) % len(ids)
     return np.ascontiguousarray(ids[take])
+
+
+def measure_machine_apart(threads: int) -> dict:
+    """``measure_machine`` in a process of its own, before any model is loaded: its probes (PyTorch's
+    GEMM, the int8 and bf16 MatMuls) then run on a quiet machine, and their memory (PyTorch alone,
+    0.2 GB) never sits on top of the models' in perf's peak."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(measure_machine, threads).result()
 
 
 def measure_machine(threads: int) -> dict:
@@ -320,21 +318,29 @@ class WorkerVariant(Variant):
         self.conn, child = context.Pipe()
         self.process = context.Process(target=_torch_worker, args=(child, options, weights, threads), daemon=True)
         self.process.start()
-        _, rss = self.conn.recv()
+        _, rss = self._receive()
         super().__init__(name, kind, None, "fp32", 4, batches=batches, rss_mb=rss)
         self.peak_rss_mb = rss
 
+    def _receive(self):
+        """The worker's answer; one line, not a wait forever, if it died (killed for memory, a crash)."""
+        while not self.conn.poll(1.0):
+            if not self.process.is_alive():
+                raise StageError(f"perf: the PyTorch eager worker died (exit code {self.process.exitcode}) "
+                                 f"before answering; its error is above, or PERF_TORCH=0 leaves PyTorch out")
+        return self.conn.recv()
+
     def warm(self, inputs, count):
         self.conn.send(("warm", inputs, 0.0, count))
-        self.conn.recv()
+        self._receive()
 
     def slot(self, inputs, seconds, min_count):
         self.conn.send(("slot", inputs, seconds, min_count))
-        return self.conn.recv()[1]
+        return self._receive()[1]
 
     def close(self):
         self.conn.send(("stop", None, 0.0, 0))
-        self.peak_rss_mb = self.conn.recv()[1]
+        self.peak_rss_mb = self._receive()[1]
         self.process.join(timeout=30)
 
     def kernel(self, batch, flags):
@@ -357,28 +363,28 @@ def _load_variants(args, threads: int) -> List[Variant]:
     variants = []
 
     def add(name, kind, load, precision, model=None, batches=None):
-        before = _rss_mb()
+        before = rss_mb()
         runner = load()
         variants.append(Variant(name, kind, runner, precision, 1 if precision == "int8" else 4, model=model,
-                                batches=batches, rss_mb=_rss_mb() - before))
+                                batches=batches, rss_mb=rss_mb() - before))
 
     add("baseline: ORT fp32, simplified ONNX", "baseline",
-        lambda: OrtRunner.load(args.onnx, threads=threads, optimize=True), "fp32", model=args.onnx)
+        lambda: OrtRunner.load(args.onnx, threads=threads, optimize=True, shared_arena=True), "fp32", model=args.onnx)
     if args.seed_onnx:
         # The seed guide's graph (allennlp export -> onnxsim), static batch 1.
         add("seed pipeline: allennlp export, ORT fp32", "seed",
-            lambda: OrtRunner.load(args.seed_onnx, threads=threads, optimize=True), "fp32", model=args.seed_onnx,
+            lambda: OrtRunner.load(args.seed_onnx, threads=threads, optimize=True, shared_arena=True), "fp32", model=args.seed_onnx,
             batches=[1])
     if args.target == "cpu":
         precision = _precision_of(args.model)
         add(f"target: cpu offline model ({precision})", "target",
-            lambda: OrtRunner.load(args.model, threads=threads, optimize=False), precision, model=args.model)
+            lambda: OrtRunner.load(args.model, threads=threads, optimize=False, shared_arena=True), precision, model=args.model)
     for extra in args.variant_model or []:
         if Path(extra).resolve() == Path(args.model).resolve():
             continue
         precision = _precision_of(extra)
         add(f"variant: cpu offline model ({precision})", "variant",
-            lambda extra=extra: OrtRunner.load(extra, threads=threads, optimize=False), precision, model=extra)
+            lambda extra=extra: OrtRunner.load(extra, threads=threads, optimize=False, shared_arena=True), precision, model=extra)
     if not args.no_torch and importlib.util.find_spec("torch") is None:
         print("perf: PyTorch is not installed here; PyTorch eager is not timed", file=sys.stderr)
     elif not args.no_torch:
@@ -450,11 +456,11 @@ def _load_peers(args, threads: int, notes: List[str]) -> List[Variant]:
                          f"{loaded[(source, computes)]!r}; timed once")
             continue
         label = f"{name} ({computes})" if setting == "default" else name
-        before = _rss_mb()
+        before = rss_mb()
         runner = OpenVinoRunner.load(path, setting=setting, threads=threads, name=label)
         computes = runner.inference_precision  # what it really compiled to
         precision, weight_bytes, compute = peer_precision(source, computes)
-        v = Variant(label, "peer", runner, precision, weight_bytes, model=path, rss_mb=_rss_mb() - before,
+        v = Variant(label, "peer", runner, precision, weight_bytes, model=path, rss_mb=rss_mb() - before,
                     compute=compute)
         v.peer = {"variant": label, "runtime": "openvino", "source": source, "model": str(path),
                   "setting": setting, "shapes": runner.shapes, "inference_precision": computes, "precision": precision,
@@ -500,8 +506,24 @@ def judge_peers(peers: List[Variant], reference_runner, ids: np.ndarray, lengths
               f"{v.peer['accuracy_gate']}", file=sys.stderr)
 
 
+class MemoryTrace:
+    """This process's resident memory after each phase of the run (where perf's peak comes from)."""
+
+    def __init__(self):
+        self.points: List[dict] = []
+
+    def __call__(self, after: str) -> None:
+        now = rss_mb()
+        # Linux updates the high-water mark lazily: it can lag the resident memory of this moment.
+        self.points.append({"after": after, "rss_mb": round(now, 1), "peak_rss_mb": round(max(now, self.peak), 1)})
+
+    @property
+    def peak(self) -> float:
+        return max([peak_rss_mb()] + [p["peak_rss_mb"] for p in self.points])
+
+
 def run_sweep(variants: List[Variant], ids: np.ndarray, batches: List[int], *, seconds: float, warmup: int,
-              rounds: int, min_iters: int, progress=True) -> List[dict]:
+              rounds: int, min_iters: int, progress=True, trace=None) -> List[dict]:
     from tqdm import tqdm
 
     results = []
@@ -534,6 +556,8 @@ def run_sweep(variants: List[Variant], ids: np.ndarray, batches: List[int], *, s
                                "min": float(ms.min())},
                 "kernel": kernels[v.name],
             })
+        if trace:
+            trace(f"batch {batch}")
     bar.close()
     return results
 
@@ -844,6 +868,10 @@ def render_markdown(report: dict, failures: List[str] = ()) -> str:
     lines += ["", PERF_COLUMNS]
     lines += ["", "Model RSS per variant (MB, growth on load): " +
               ", ".join(f"{k}: {v:.0f}" for k, v in report["model_rss_mb"].items()), ""]
+    if report.get("memory_trace"):
+        lines += ["Memory of the perf process (MB, resident / peak so far) after " +
+                  "; ".join(f"{p['after']}: {p['rss_mb']:.0f} / {p['peak_rss_mb']:.0f}" for p in report["memory_trace"]),
+                  ""]
     lines += ["Published figures (other hardware, batch 1, not measured here): " +
               "; ".join(f"{p['name']} {p['sentences_per_s']}" for p in report["published"]), ""]
     lines += ["![sentences per second](perf.png)", ""]
@@ -935,20 +963,25 @@ def run(args) -> int:
     source = load_source(args.weights_source)
     dataset = json.loads(Path(args.dataset_source).read_text()) if args.dataset_source else {}
     peer_notes: List[str] = []
+    machine = measure_machine_apart(threads)
+    machine["runtimes"] = runtime_versions()
     # Resolved once, before minutes of loading: PERF_PEERS=openvino without OpenVINO is one line.
     args.peers = "openvino" if resolve_peers(args.peers) else "none"
+    trace = MemoryTrace()
     variants = _load_variants(args, threads)
     onnx_peak = peak_rss_mb()
+    trace("loading the ONNX Runtime variants")
     peers = _load_peers(args, threads, peer_notes)
     variants += peers
+    trace("loading the peers")
     batches = sorted(set(args.batch))
     gate = {"sentence_cosine_mean_min": args.sentence_cos_min, "token_cosine_min": args.token_cos_min}
     baseline = next(v for v in variants if v.kind == "baseline")
     judge_peers(peers, baseline.runner, ids, [len(s) for s in sentences], sorted({1, max(batches)}), gate)
-    machine = measure_machine(threads)
-    machine["runtimes"] = runtime_versions()
+    if peers:
+        trace("judging the peers")
     results = run_sweep(variants, ids, batches, seconds=args.seconds, warmup=args.warmup,
-                        rounds=args.rounds, min_iters=args.min_iters, progress=not args.no_progress)
+                        rounds=args.rounds, min_iters=args.min_iters, progress=not args.no_progress, trace=trace)
     if args.target == "ascend":
         from stages.backends.ascend.target import perf_entries
 
@@ -957,7 +990,7 @@ def run(args) -> int:
         v.close()
     add_ratios_and_roofline(results, variants, load_options(source["options"]), word_len, machine)
     add_gates(results, variants, args.accuracy_report or [], args.model)
-    process_peak = max(onnx_peak, peak_rss_mb())
+    process_peak = max(onnx_peak, trace.peak)
     report = {
         "schema": SCHEMA,
         "target": args.target,
@@ -982,6 +1015,7 @@ def run(args) -> int:
                         "pytorch_worker": next((v.peak_rss_mb for v in variants if isinstance(v, WorkerVariant)),
                                                None)},
         "model_rss_mb": {v.name: v.rss_mb for v in variants},
+        "memory_trace": trace.points,
         "results": results,
         "summary": summarize_models(results, variants),
         "peers": [v.peer for v in peers],

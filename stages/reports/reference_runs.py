@@ -7,11 +7,14 @@ runners, computes them again, while a change in how they are judged or reported 
 (a) ``onnx_padded``: ONNX Runtime float32 on the simplified ONNX, the same padded ``[B, W, 50]``
     inputs the target ran, ``onnx_batch(W)`` sentences a call;
 (b) ``torch_unpadded``: the PyTorch module on each sentence at its own length, equal lengths
-    ``TORCH_GROUP`` at a time.
+    ``torch_group(length)`` at a time, over ``TORCH_WINDOW_CHUNKS`` chunks at once (``ChunkWindows``).
 
 Both return ``[real tokens, D]``: each sentence's real tokens, sentence after sentence.
 """
 from __future__ import annotations
+
+import collections
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -27,10 +30,20 @@ def onnx_batch(word_len: int) -> int:
     return max(ORT_BATCH_MIN, ORT_BATCH_TOKENS // max(int(word_len), 1))
 
 
-# Equal-length sentences PyTorch runs together (still unpadded). 128 ran 1.23x the sentences/s of
-# 32 at 8 tokens (same host), but a group never crosses a chunk, so most stay small, and other
-# groups move PyTorch's last bits: kept at 32, the whole-corpus stage's, for its statistics.
-TORCH_GROUP = 32
+# Equal-length sentences PyTorch runs together (still unpadded): about this many positions (sentence
+# marks included) a group, between 32 and 128 sentences. On oneDNN at 8 tokens, groups of 128 ran
+# 1.17x the sentences/s of 32 with bit-identical results (2-core AVX2 EPYC); from 38 tokens on a
+# group stays at 32, whose [B, T, 4C] gate inputs already take 0.14 GB at 64 tokens, full size.
+TORCH_GROUP_POSITIONS = 1280
+TORCH_GROUP_MIN, TORCH_GROUP_MAX = 32, 128
+# Reference (b) runs this many of the stage's chunks at once, so that its equal-length groups can
+# fill: a chunk at 8 tokens holds 512 sentences, about 64 of each common length.
+TORCH_WINDOW_CHUNKS = 4
+
+
+def torch_group(length: int) -> int:
+    """Sentences of ``length`` tokens reference (b) runs in one call."""
+    return min(TORCH_GROUP_MAX, max(TORCH_GROUP_MIN, TORCH_GROUP_POSITIONS // (int(length) + 2)))
 
 
 def mask(lengths, word_len: int) -> np.ndarray:
@@ -58,9 +71,36 @@ def torch_unpadded(runner, ids: np.ndarray, lengths) -> np.ndarray:
         by_length.setdefault(int(n), []).append(position)
     results = [None] * len(lengths)
     for n, positions in sorted(by_length.items()):
-        for start in range(0, len(positions), TORCH_GROUP):
-            group = positions[start : start + TORCH_GROUP]
+        size = torch_group(n)
+        for start in range(0, len(positions), size):
+            group = positions[start : start + size]
             out = runner.infer({"input": ids[group, :n]})["output"]
             for row, position in enumerate(group):
                 results[position] = out[row]
     return np.concatenate(results) if results else np.zeros((0, 0), dtype=np.float32)
+
+
+class ChunkWindows:
+    """A reference computed ``window`` chunks at a time and handed back one chunk per call.
+
+    ``compute(indices)`` returns the ``[real tokens, D]`` outputs of those sentences;
+    ``lengths_of(indices)`` their token counts. Calls must ask for ``chunks`` in their order, the
+    order the references are computed and kept in.
+    """
+
+    def __init__(self, compute: Callable[[np.ndarray], np.ndarray], chunks: Sequence[np.ndarray],
+                 lengths_of: Callable[[np.ndarray], np.ndarray], window: int = TORCH_WINDOW_CHUNKS):
+        self.compute, self.chunks, self.lengths_of, self.window = compute, list(chunks), lengths_of, window
+        self._next = 0
+        self._ready = collections.deque()
+
+    def __call__(self, chunk: np.ndarray) -> np.ndarray:
+        if not self._ready and self._next < len(self.chunks):
+            taken = self.chunks[self._next : self._next + self.window]
+            self._next += len(taken)
+            out = self.compute(np.concatenate(taken))
+            ends = np.cumsum([int(np.sum(self.lengths_of(c))) for c in taken])[:-1]
+            self._ready.extend(zip(taken, np.split(out, ends)))
+        if not self._ready or not np.array_equal(self._ready[0][0], chunk):
+            raise RuntimeError("ChunkWindows: chunks must be asked for in the order they were listed")
+        return self._ready.popleft()[1]

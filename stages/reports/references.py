@@ -19,8 +19,6 @@ import contextlib
 import fcntl
 import hashlib
 import json
-import os
-import resource
 import sys
 import time
 from pathlib import Path
@@ -30,6 +28,7 @@ import numpy as np
 
 from stages.common.atomic import atomic_path, write_json
 from stages.common.hashing import sha256_file
+from stages.common.memory import peak_rss_mb, rss_mb
 from stages.common.progress import step
 
 SCHEMA = "elmo-references/1"
@@ -42,33 +41,6 @@ REFERENCES = (ONNX_REF, TORCH_REF)
 # so a change in how they are judged or reported reads the kept ones back.
 MODEL_CODE = ("elmo/model.py", "elmo/charids.py", "elmo/hdf5_weights.py", "elmo/elmo_options.py",
               "backends/runners.py", "reports/reference_runs.py")
-
-
-def peak_rss_mb() -> float:
-    """This process's resident-memory high-water mark so far (Linux: ru_maxrss is in KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-
-
-def rss_mb() -> float:
-    """This process's resident memory now."""
-    try:
-        pages = int(Path("/proc/self/statm").read_text().split()[1])
-    except (OSError, IndexError, ValueError):
-        return float("nan")
-    return pages * os.sysconf("SC_PAGE_SIZE") / 2 ** 20
-
-
-def give_back_memory() -> None:
-    """Return freed heap to the system between passes: without it a finished pass's model
-    (PyTorch's, 0.4 GB at full size) stays resident under the next pass's (glibc only)."""
-    import ctypes
-    import gc
-
-    gc.collect()
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
 
 
 class PassMeter:
