@@ -122,3 +122,22 @@ def test_all_empty_rows_give_zeros(fixture_model):
     with torch.no_grad():
         out = fixture_model(torch.zeros((2, 4, 50), dtype=torch.int32))
     assert out.shape == (2, 4, 32) and torch.count_nonzero(out) == 0
+
+
+def test_char_cnn_in_slices_gives_the_same_vectors(fixture_model, fixture_sentences, monkeypatch):
+    """Eager inference runs the char CNN a slice of tokens at a time (bounded memory for large
+    batches): every token's vector is the one a single pass gives."""
+    from stages.elmo import model as module
+
+    ids = torch.from_numpy(batch_ids([s[:8] for row in fixture_sentences for s in row], 8))  # 30 x 10 steps
+    passes = []
+    one_pass = module.ElmoBiLM._char_cnn
+    monkeypatch.setattr(module.ElmoBiLM, "_char_cnn", lambda self, flat: passes.append(len(flat)) or one_pass(self, flat))
+    with torch.no_grad():
+        whole = fixture_model.layers(ids)[0]
+        assert passes == [300]
+        monkeypatch.setattr(module, "CNN_SLICE_TOKENS", 7)
+        sliced = fixture_model.layers(ids)[0]
+    assert passes[1:] == [7] * 42 + [6]
+    for one, other in zip(whole, sliced):
+        np.testing.assert_allclose(other.numpy(), one.numpy(), rtol=0, atol=1e-6)

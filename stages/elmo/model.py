@@ -35,6 +35,10 @@ LayerState = Tuple[torch.Tensor, torch.Tensor]  # (hidden [B, P], cell [B, C])
 LstmState = List[LayerState]
 
 FORGET_BIAS = 1.0  # tf.nn.rnn_cell.LSTMCell's default, added to the stored bias
+# Eager inference runs the char CNN on at most this many tokens at a time (a batch of 32 ten-step
+# sentences): the same vectors, a tenth of the activation memory for a batch of 128 of them, and
+# no slower (38.8 against 37.6 sentences/s for the accuracy stage's reference).
+CNN_SLICE_TOKENS = 320
 
 
 def _const(array: np.ndarray) -> nn.Parameter:
@@ -153,7 +157,19 @@ class ElmoBiLM(nn.Module):
     def token_embedding(self, ids: torch.Tensor) -> torch.Tensor:
         """``[B, T, 50]`` marked ids -> ``[B, T, P]`` context-free token vectors."""
         steps = ids.shape[1]
-        chars = F.embedding(ids.reshape(-1, ids.shape[-1]), self.char_table)  # [N, 50, E]
+        flat = ids.reshape(-1, ids.shape[-1])
+        if not torch.jit.is_tracing() and flat.shape[0] > CNN_SLICE_TOKENS:
+            # Eager only (an export traces one pass): the convolutions' outputs take 0.37 MB a token
+            # at full size before their max, 0.47 GB for a batch of 128 ten-step sentences.
+            parts = [self._char_cnn(flat[start : start + CNN_SLICE_TOKENS])
+                     for start in range(0, flat.shape[0], CNN_SLICE_TOKENS)]
+            return torch.cat(parts).reshape(-1, steps, parts[0].shape[-1])
+        x = self._char_cnn(flat)
+        return x.reshape(-1, steps, x.shape[-1])
+
+    def _char_cnn(self, flat_ids: torch.Tensor) -> torch.Tensor:
+        """``[N, 50]`` ids of N tokens -> ``[N, P]``: char CNN, highway, projection."""
+        chars = F.embedding(flat_ids, self.char_table)  # [N, 50, E]
         chars = chars.transpose(1, 2)
         activation = torch.relu if self.options.activation == "relu" else torch.tanh
         pooled = []
@@ -167,8 +183,7 @@ class ElmoBiLM(nn.Module):
             carry = torch.sigmoid(both[:, :n_filters])
             transform = torch.relu(both[:, n_filters:])
             x = carry * transform + (1.0 - carry) * x
-        x = self._times(x, self.proj_weight) + self.proj_bias
-        return x.reshape(-1, steps, x.shape[-1])
+        return self._times(x, self.proj_weight) + self.proj_bias
 
     def _run_layer(
         self, inputs: torch.Tensor, mask: torch.Tensor, index: int, reverse: bool, state: LayerState,
