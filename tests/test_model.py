@@ -132,7 +132,8 @@ def test_char_cnn_in_slices_gives_the_same_vectors(fixture_model, fixture_senten
     ids = torch.from_numpy(batch_ids([s[:8] for row in fixture_sentences for s in row], 8))  # 30 x 10 steps
     passes = []
     one_pass = module.ElmoBiLM._char_cnn
-    monkeypatch.setattr(module.ElmoBiLM, "_char_cnn", lambda self, flat: passes.append(len(flat)) or one_pass(self, flat))
+    monkeypatch.setattr(module.ElmoBiLM, "_char_cnn",
+                        lambda self, flat: passes.append(len(flat)) or one_pass(self, flat))
     with torch.no_grad():
         whole = fixture_model.layers(ids)[0]
         assert passes == [300]

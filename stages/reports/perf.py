@@ -362,6 +362,10 @@ def _load_variants(args, threads: int) -> List[Variant]:
 
     variants = []
 
+    def session(path, optimize):
+        # One arena for all of them: they run one at a time, and each arena of its own kept its largest batch.
+        return lambda: OrtRunner.load(path, threads=threads, optimize=optimize, shared_arena=True)
+
     def add(name, kind, load, precision, model=None, batches=None):
         before = rss_mb()
         runner = load()
@@ -369,22 +373,21 @@ def _load_variants(args, threads: int) -> List[Variant]:
                                 batches=batches, rss_mb=rss_mb() - before))
 
     add("baseline: ORT fp32, simplified ONNX", "baseline",
-        lambda: OrtRunner.load(args.onnx, threads=threads, optimize=True, shared_arena=True), "fp32", model=args.onnx)
+        session(args.onnx, True), "fp32", model=args.onnx)
     if args.seed_onnx:
         # The seed guide's graph (allennlp export -> onnxsim), static batch 1.
         add("seed pipeline: allennlp export, ORT fp32", "seed",
-            lambda: OrtRunner.load(args.seed_onnx, threads=threads, optimize=True, shared_arena=True), "fp32", model=args.seed_onnx,
-            batches=[1])
+            session(args.seed_onnx, True), "fp32", model=args.seed_onnx, batches=[1])
     if args.target == "cpu":
         precision = _precision_of(args.model)
         add(f"target: cpu offline model ({precision})", "target",
-            lambda: OrtRunner.load(args.model, threads=threads, optimize=False, shared_arena=True), precision, model=args.model)
+            session(args.model, False), precision, model=args.model)
     for extra in args.variant_model or []:
         if Path(extra).resolve() == Path(args.model).resolve():
             continue
         precision = _precision_of(extra)
         add(f"variant: cpu offline model ({precision})", "variant",
-            lambda extra=extra: OrtRunner.load(extra, threads=threads, optimize=False, shared_arena=True), precision, model=extra)
+            session(extra, False), precision, model=extra)
     if not args.no_torch and importlib.util.find_spec("torch") is None:
         print("perf: PyTorch is not installed here; PyTorch eager is not timed", file=sys.stderr)
     elif not args.no_torch:
@@ -869,9 +872,8 @@ def render_markdown(report: dict, failures: List[str] = ()) -> str:
     lines += ["", "Model RSS per variant (MB, growth on load): " +
               ", ".join(f"{k}: {v:.0f}" for k, v in report["model_rss_mb"].items()), ""]
     if report.get("memory_trace"):
-        lines += ["Memory of the perf process (MB, resident / peak so far) after " +
-                  "; ".join(f"{p['after']}: {p['rss_mb']:.0f} / {p['peak_rss_mb']:.0f}" for p in report["memory_trace"]),
-                  ""]
+        phases = [f"{p['after']}: {p['rss_mb']:.0f} / {p['peak_rss_mb']:.0f}" for p in report["memory_trace"]]
+        lines += ["Memory of the perf process (MB, resident / peak so far) after " + "; ".join(phases), ""]
     lines += ["Published figures (other hardware, batch 1, not measured here): " +
               "; ".join(f"{p['name']} {p['sentences_per_s']}" for p in report["published"]), ""]
     lines += ["![sentences per second](perf.png)", ""]
