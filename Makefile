@@ -194,11 +194,14 @@ LOCATE_DIR := $(REPORTS)/locate/$(TARGET)-$(RUN_FLAVOUR)
 LOCATE_JSON := $(LOCATE_DIR)/locate.json
 ACCURACY_JSON := $(REPORTS)/accuracy.json
 PERF_JSON := $(REPORTS)/perf.json
-# make perf's peers (stages/backends/openvino/): auto is openvino where the host .venv imports it;
-# the NNCF int8-weights IR is built once, like an offline model, and perf loads it.
+# make perf's peers (stages/backends/openvino/): auto is openvino where the host .venv imports it,
+# or, where this make is about to create the .venv, where requirements.txt pins it (a fresh clone's
+# first run times the peers too); the NNCF int8-weights IR is built once, like an offline model.
 ifeq ($(PERF_PEERS),auto)
-PEERS := $(if $(and $(filter host,$(RUNNER)),$(filter accuracy perf all locate,$(MAKECMDGOALS))),$(shell $(PY) -c \
-  'import importlib.util as u, sys; sys.exit(u.find_spec("openvino") is None)' >/dev/null 2>&1 && echo openvino))
+PEERS := $(if $(and $(filter host,$(RUNNER)),$(filter accuracy perf all locate,$(MAKECMDGOALS))),$(if \
+  $(wildcard $(VENV)/.installed),$(shell $(PY) -c \
+  'import importlib.util as u, sys; sys.exit(u.find_spec("openvino") is None)' >/dev/null 2>&1 && echo openvino),$(if \
+  $(shell grep -qis '^openvino==' requirements.txt && echo pinned),openvino)))
 else
 PEERS := $(filter openvino,$(PERF_PEERS))
 endif

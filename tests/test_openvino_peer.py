@@ -141,3 +141,17 @@ def test_missing_openvino_is_one_line_when_asked_for(first_run, tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     assert "OpenVINO is not installed here; no peers are timed" in done.stderr
     assert json.loads((tmp_path / "auto" / "perf.json").read_text())["peers"] == []
+
+
+def test_a_fresh_clone_first_run_times_the_peers(tmp_path):
+    """PERF_PEERS=auto where make is about to create the .venv (a fresh clone's first `make om accuracy
+    perf`): the .venv will hold what requirements.txt pins, so the peers are timed on the first run too,
+    not only from the second on."""
+    from tests.conftest import make
+
+    requirements = (REPO / "requirements.txt").read_text().lower().splitlines()
+    assert any(line.startswith("openvino==") for line in requirements)  # the README: timed by default
+    planned = make("-n", "perf", f"VENV={tmp_path / 'not-yet'}", f"ARTIFACTS={tmp_path / 'artifacts'}",
+                   "WEIGHTS=synthetic", "RUNNER=host").stdout
+    assert "-m venv" in planned  # this make creates the .venv
+    assert "--peers openvino" in planned and "openvino-compress" in planned
