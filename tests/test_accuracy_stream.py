@@ -384,11 +384,11 @@ def test_reference_b_in_windows_of_chunks_is_each_chunk_alone(bilm_fixture, fixt
     def compute(indices):
         return torch_unpadded(runner, ids[indices], lengths[indices])
 
-    windows = ChunkWindows(compute, chunks, lambda indices: lengths[indices], window=4)
+    windows = ChunkWindows(compute, chunks, lengths, window=4)
     for chunk in chunks:
         alone = compute(chunk)
         got = windows(chunk)
         assert got.shape == alone.shape == (lengths[chunk].sum(), alone.shape[1])
         np.testing.assert_allclose(got, alone, rtol=0, atol=1e-6)
     with pytest.raises(RuntimeError, match="order"):
-        ChunkWindows(compute, chunks, lambda indices: lengths[indices])(chunks[1])
+        ChunkWindows(compute, chunks, lengths)(chunks[1])

@@ -175,7 +175,7 @@ def evaluate(args) -> tuple:
                                                 onednn=True)
         return torch_unpadded(runners["torch"], ids_of(indices), all_lengths[indices])
 
-    torch_reference = ChunkWindows(torch_sentences, chunks, lambda indices: all_lengths[indices])
+    torch_reference = ChunkWindows(torch_sentences, chunks, all_lengths)
 
     labels = {refs.ONNX_REF: f"ONNX Runtime fp32 on {len(indices)} sentences",
               refs.TORCH_REF: f"PyTorch on each of {len(indices)} sentences unpadded"}

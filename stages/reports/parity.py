@@ -23,7 +23,6 @@ prints the table. Importing this module needs neither torch nor allennlp.
 from __future__ import annotations
 
 import platform
-import resource
 import sys
 import tempfile
 import time
@@ -33,6 +32,7 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 from stages.common.atomic import write_json, write_text
+from stages.common.memory import peak_rss_mb
 from stages.elmo.charids import ID_OFFSET, MAX_CHARS, PAD_CHAR, batch_ids, sentence_ids
 from stages.common.errors import StageError
 
@@ -207,7 +207,7 @@ def run_parity(options, weights, *, word_len: int, sentences: Dict[int, List[Lis
         }
     return {"lengths": lengths, "overall": overall, "exports": exports,
             "seconds": round(time.perf_counter() - started, 1),
-            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0)}
+            "peak_rss_mb": round(peak_rss_mb())}
 
 
 def render_markdown(report: dict) -> str:

@@ -83,14 +83,14 @@ def torch_unpadded(runner, ids: np.ndarray, lengths) -> np.ndarray:
 class ChunkWindows:
     """A reference computed ``window`` chunks at a time and handed back one chunk per call.
 
-    ``compute(indices)`` returns the ``[real tokens, D]`` outputs of those sentences;
-    ``lengths_of(indices)`` their token counts. Calls must ask for ``chunks`` in their order, the
-    order the references are computed and kept in.
+    ``compute(indices)`` returns the ``[real tokens, D]`` outputs of those sentences; ``lengths[i]``
+    is sentence i's token count. Calls must ask for ``chunks`` in their order, the order the
+    references are computed and kept in.
     """
 
     def __init__(self, compute: Callable[[np.ndarray], np.ndarray], chunks: Sequence[np.ndarray],
-                 lengths_of: Callable[[np.ndarray], np.ndarray], window: int = TORCH_WINDOW_CHUNKS):
-        self.compute, self.chunks, self.lengths_of, self.window = compute, list(chunks), lengths_of, window
+                 lengths: np.ndarray, window: int = TORCH_WINDOW_CHUNKS):
+        self.compute, self.chunks, self.lengths, self.window = compute, list(chunks), lengths, window
         self._next = 0
         self._ready = collections.deque()
 
@@ -99,7 +99,7 @@ class ChunkWindows:
             taken = self.chunks[self._next : self._next + self.window]
             self._next += len(taken)
             out = self.compute(np.concatenate(taken))
-            ends = np.cumsum([int(np.sum(self.lengths_of(c))) for c in taken])[:-1]
+            ends = np.cumsum([int(np.sum(self.lengths[c])) for c in taken])[:-1]
             self._ready.extend(zip(taken, np.split(out, ends)))
         if not self._ready or not np.array_equal(self._ready[0][0], chunk):
             raise RuntimeError("ChunkWindows: chunks must be asked for in the order they were listed")
