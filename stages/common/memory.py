@@ -7,7 +7,15 @@ from pathlib import Path
 
 
 def peak_rss_mb() -> float:
-    """This process's resident-memory high-water mark so far (Linux: ru_maxrss is in KiB)."""
+    """This process's resident-memory high-water mark so far: Linux's VmHWM, the mark of the
+    program now running. ru_maxrss (the fallback) survives exec, so in a child started by spawn
+    (perf's PyTorch worker) it read the parent's 1.5 GB at the fork instead of the child's own."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    except (OSError, IndexError, ValueError):
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 

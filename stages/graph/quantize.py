@@ -140,7 +140,8 @@ def blockwise_int8(src, block_size: int = BLOCK_SIZE):
 
 def _as_branch(model, prefix: str, output: str):
     """``model``'s graph as an If branch: no inputs (it reads the outer ``input``),
-    every other name prefixed so the two branches cannot collide."""
+    every other name prefixed so the two branches cannot collide. Its weights are
+    returned apart, for the outer graph (``dispatch_on_batch`` says why)."""
     from onnx import helper
 
     graph = model.graph
@@ -158,18 +159,23 @@ def _as_branch(model, prefix: str, output: str):
     for init in graph.initializer:
         init.name = rename(init.name)
     value_info = helper.make_tensor_value_info(output, outputs[0].type.tensor_type.elem_type, None)
-    return helper.make_graph(list(graph.node), prefix.strip("/"), [], [value_info], list(graph.initializer))
+    return helper.make_graph(list(graph.node), prefix.strip("/"), [], [value_info]), list(graph.initializer)
 
 
 def dispatch_on_batch(single, batched, reference):
     """One model: ``single``'s graph for batch 1, ``batched``'s otherwise.
 
-    ``reference`` (the float model) supplies the outer input and output."""
+    ``reference`` (the float model) supplies the outer input and output. The
+    branches' weights live in the outer graph, which the branches read by name:
+    ONNX Runtime keeps a subgraph's initializers twice, as the model's protobuf
+    and as tensors (and a third time once prepacked), where it frees an outer
+    graph's. Full size, after loading: 208 MB resident against 570, the same
+    outputs bit for bit and the same speed."""
     import onnx
     from onnx import TensorProto, helper
 
-    then_branch = _as_branch(single, "batch1/", "batch1_output")
-    else_branch = _as_branch(batched, "batchN/", "batchN_output")
+    then_branch, then_weights = _as_branch(single, "batch1/", "batch1_output")
+    else_branch, else_weights = _as_branch(batched, "batchN/", "batchN_output")
     nodes = [
         helper.make_node("Shape", [INPUT], ["dispatch/shape"], name="dispatch/Shape"),
         helper.make_node("Gather", ["dispatch/shape", "dispatch/zero"], ["dispatch/batch"], name="dispatch/Gather",
@@ -181,7 +187,7 @@ def dispatch_on_batch(single, batched, reference):
     constants = [helper.make_tensor("dispatch/zero", TensorProto.INT64, [], [0]),
                  helper.make_tensor("dispatch/one", TensorProto.INT64, [], [1])]
     graph = helper.make_graph(nodes, "elmo_int8", list(reference.graph.input), list(reference.graph.output),
-                              constants)
+                              constants + then_weights + else_weights)
     opsets = {}
     for model in (reference, single, batched):
         for entry in model.opset_import:
