@@ -13,7 +13,7 @@ from stages.elmo.charids import batch_ids, sentence_ids
 from stages.elmo.elmo_options import ORIGINAL_OPTIONS, ElmoOptions
 from stages.elmo.hdf5_weights import synthetic_weights, write_weights
 from stages.reports.metrics import cosine
-from stages.backends.runners import OrtRunner, TorchRunner, infer_all
+from stages.backends.runners import DYNAMIC_BLOCK_BASE, OrtRunner, TorchRunner, infer_all
 
 WORD_LEN = 8
 
@@ -136,3 +136,21 @@ def test_sessions_on_one_shared_arena_give_the_same_outputs(fixture_graphs, fixt
         for batch in (1, 5):
             np.testing.assert_array_equal(runner.infer({"input": ids[:batch]})["output"],
                                           alone.infer({"input": ids[:batch]})["output"])
+
+
+def test_offline_models_hand_out_work_in_shrinking_blocks_plain_sessions_do_not(fixture_graphs, fixture_sentences):
+    """The cpu target's saved offline models (``optimize=False``) run with ONNX Runtime's dynamic
+    blocks; the baseline, a plain session, keeps ONNX Runtime's defaults. Same outputs either way."""
+    _, sim = fixture_graphs["dynamic"]
+    ids = batch_ids([s[:WORD_LEN] for s in fixture_sentences[0][:5]], WORD_LEN)
+    plain, offline = OrtRunner.load(sim), OrtRunner.load(sim, optimize=False)
+    entry = "session.dynamic_block_base"
+    with pytest.raises(Exception, match="dynamic_block_base"):
+        plain.session.get_session_options().get_session_config_entry(entry)
+    assert offline.session.get_session_options().get_session_config_entry(entry) == str(DYNAMIC_BLOCK_BASE)
+    overridden = OrtRunner.load(sim, optimize=False, dynamic_blocks=False)
+    with pytest.raises(Exception, match="dynamic_block_base"):
+        overridden.session.get_session_options().get_session_config_entry(entry)
+    for batch in (1, 5):
+        np.testing.assert_allclose(offline.infer({"input": ids[:batch]})["output"],
+                                   overridden.infer({"input": ids[:batch]})["output"], rtol=0, atol=1e-6)
