@@ -6,6 +6,7 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+import onnx
 import pytest
 
 from stages.__main__ import main
@@ -314,6 +315,9 @@ def test_int8_batched_form_is_the_judged_models_batched_branch(tmp_path, fixture
     outputs = [ort.InferenceSession(str(p), options_, providers=["CPUExecutionProvider"]).run(None, {"input": ids})[0]
                for p in (full, batched)]
     assert np.array_equal(outputs[0], outputs[1])
+    # The weights sit in the full model's outer graph; the cut takes the batched branch's and no others.
+    kept = {t.name for t in onnx.load(str(batched)).graph.initializer}
+    assert kept and all(name.startswith("batchN/") for name in kept)
     assert bucket_models(options, weights, [8], models, "int8")[8] == batched  # cached: not cut again
 
 

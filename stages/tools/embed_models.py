@@ -171,8 +171,11 @@ def batched_form(model_path) -> Path:
     for node in nodes:
         node.input[:] = ["output" if name == result else name for name in node.input]
         node.output[:] = ["output" if name == result else name for name in node.output]
+    # The branch reads its weights from the outer graph (quantize.dispatch_on_batch): take the ones it reads.
+    read = {name for node in nodes for name in node.input}
+    weights = list(branch.initializer) + [t for t in model.graph.initializer if t.name in read]
     graph = helper.make_graph(nodes, branch.name or "batched", list(model.graph.input), list(model.graph.output),
-                              list(branch.initializer))
+                              weights)
     graph.value_info.extend(v for v in branch.value_info if v.name != result)
     batched = helper.make_model(graph, opset_imports=list(model.opset_import), producer_name=model.producer_name)
     batched.ir_version = model.ir_version
