@@ -221,6 +221,7 @@ def test_every_kind_of_leftover_temporary_is_removed(tmp_path):
 def test_second_precision_reuses_the_perf_run(first_run):
     artifacts, settings, _ = first_run
     assert len(list(artifacts.glob("outputs/cpu/*/*/summary.json"))) == 2  # fp32 and int8 both kept
+    make("accuracy", "perf", *settings)  # settle: a test run before this one may have changed the gate
     try:
         done = make("accuracy", "PRECISION=int8", *settings)
         assert "stages infer" not in done.stdout and "stages accuracy " not in done.stdout

@@ -14,7 +14,7 @@ import numpy as np
 
 from stages.common.errors import StageError
 
-# Measured on this model (dynamic_blocks above): 1 and 2 both helped at batch 1, 4 did not.
+# OrtRunner.load's dynamic_blocks: on this model 1 and 2 both helped at batch 1, 4 did not.
 DYNAMIC_BLOCK_BASE = 2
 
 Arrays = Dict[str, np.ndarray]
