@@ -39,6 +39,9 @@ DATASET ?= auto
 DATASET_DIR ?=
 ## PRECISION   cpu offline model: fp32 | int8 (dynamic int8 MatMul weights)
 PRECISION ?= fp32
+## CPU_ENGINE  cpu fp32: which runtime serves batch 1: auto (make om times ONNX Runtime and OpenVINO here and
+##             keeps the faster; the manifest says which) | onnxruntime | openvino
+CPU_ENGINE ?= auto
 ## CPU_VARIANTS  cpu precisions make perf times side by side, each judged by the gate
 CPU_VARIANTS ?= fp32 int8
 ## ARTIFACTS   where every output goes
@@ -239,6 +242,8 @@ $(if $(call matches,$(FILE_NUM),$(POSITIVE)),,$(error FILE_NUM="$(FILE_NUM)": gi
 $(if $(call matches,$(THREADS),$(UINT)),,$(error THREADS="$(THREADS)": give a whole number (0: all cores)))
 $(if $(call matches,$(PERF_SECONDS),$(NUMBER)),,$(error PERF_SECONDS="$(PERF_SECONDS)": give seconds, e.g. PERF_SECONDS=3))
 $(if $(filter auto openvino none,$(PERF_PEERS)),,$(error PERF_PEERS="$(PERF_PEERS)": use openvino, none or auto))
+$(if $(filter auto onnxruntime openvino,$(CPU_ENGINE)),,$(error CPU_ENGINE="$(CPU_ENGINE)": use auto, onnxruntime or openvino))
+$(if $(and $(filter openvino,$(CPU_ENGINE)),$(filter docker,$(RUNNER))),$(error CPU_ENGINE=openvino runs OpenVINO and the images carry none: use RUNNER=host, or CPU_ENGINE=auto))
 $(if $(and $(filter openvino,$(PERF_PEERS)),$(filter docker,$(RUNNER))),$(error PERF_PEERS=openvino times OpenVINO on the host and the images carry none: use RUNNER=host, or PERF_PEERS=none))
 $(foreach v,SENTENCE_COS_MIN TOKEN_COS_MIN,$(if $(call matches,$($(v)),^(0?\.[0-9]+|1(\.0*)?)$$),,$(error $(v)="$($(v))": give a cosine between 0 and 1, e.g. $(v)=0.99)))
 $(if $(ACCURACY_SAMPLE),$(if $(call matches,$(ACCURACY_SAMPLE),$(POSITIVE)),,$(error ACCURACY_SAMPLE="$(ACCURACY_SAMPLE)": give a number of sentences per bucket >= 1, e.g. ACCURACY_SAMPLE=500, or leave it empty to judge every sentence)))
@@ -283,10 +288,12 @@ REPORT_SETTINGS := $(TARGET) $(RUNNER) $(OM) $(OUTPUTS) $(BATCH_TAG) $(PERF_SECO
 # A flavour's own verdict depends only on how it is judged, so switching PRECISION
 # republishes the other flavour's verdict instead of judging it again.
 JUDGE_STAMP := $(REPORTS)/.judge-settings
+ENGINE_STAMP := $(OM_DIR)/.cpu-engine
 JUDGE_SETTINGS := $(TARGET) $(RUNNER) $(SENTENCE_COS_MIN) $(TOKEN_COS_MIN) $(LARGEST_BATCH) $(DEVICES) sample=$(ACCURACY_SAMPLE) batched-sample=$(ACCURACY_BATCHED_SAMPLE)
 ifneq ($(and $(filter accuracy perf all locate,$(MAKECMDGOALS)),$(if $(BUCKETED),,yes)),)
 $(shell mkdir -p $(REPORTS) && { [ "$$(cat $(REPORT_STAMP) 2>/dev/null)" = "$(REPORT_SETTINGS)" ] || echo "$(REPORT_SETTINGS)" > $(REPORT_STAMP); })
 $(shell { [ "$$(cat $(JUDGE_STAMP) 2>/dev/null)" = "$(JUDGE_SETTINGS)" ] || echo "$(JUDGE_SETTINGS)" > $(JUDGE_STAMP); })
+$(if $(filter cpu,$(TARGET)),$(shell mkdir -p $(OM_DIR) && { [ "$$(cat $(ENGINE_STAMP) 2>/dev/null)" = "$(CPU_ENGINE)" ] || echo "$(CPU_ENGINE)" > $(ENGINE_STAMP); }))
 endif
 
 # Each artifact also depends on the code that makes it, so a changed stage
@@ -299,24 +306,25 @@ CODE_DATA := $(call code,sources/data sources/dataset_source elmo/charids common
 CODE_EXPORT := $(CODE_MODEL) $(call code,graph/export graph/onnx_info)
 CODE_SIMPLIFY := $(call code,graph/simplify graph/onnx_info)
 ASCEND_CODE = $(addprefix stages/backends/ascend/,$(addsuffix .py,$(1)))
-CODE_COMPILE := $(call code,backends/compile graph/quantize backends/runners) \
+CODE_ENGINES := $(call code,backends/engines backends/openvino/loader backends/openvino/runner)
+CODE_COMPILE := $(call code,backends/compile graph/quantize backends/runners) $(CODE_ENGINES) \
   $(call ASCEND_CODE,target atc npu_smi host_info om_manifest)
-CODE_INFER := $(call code,backends/infer backends/runners) \
+CODE_INFER := $(call code,backends/infer backends/runners) $(CODE_ENGINES) \
   $(call ASCEND_CODE,target ais_bench ais_summary ais_tool tool_paths shards om_manifest)
 CODE_ACCURACY := $(CODE_MODEL) $(call code,reports/accuracy reports/reference_runs reports/metrics reports/streaming reports/references \
-  backends/runners reports/plots common/progress)
+  backends/runners reports/plots common/progress) $(CODE_ENGINES)
 CODE_ACCURACY_INDEX := $(call code,reports/accuracy_index reports/verdict)
 CODE_LOCATE := $(CODE_MODEL) $(call code,reports/locate reports/locate_advice reports/verdict reports/metrics reports/plots \
   graph/checkpoints backends/runners backends/ascend/target backends/ascend/session)
 CODE_OPENVINO := $(call code,backends/openvino/__init__ backends/openvino/loader backends/openvino/runner)
-CODE_PERF := $(call code,reports/perf backends/runners reports/plots reports/metrics) $(if $(PEERS),$(CODE_OPENVINO)) $(call ASCEND_CODE,target ais_bench ais_tool)
+CODE_PERF := $(call code,reports/perf backends/runners reports/plots reports/metrics) $(CODE_ENGINES) $(if $(PEERS),$(CODE_OPENVINO)) $(call ASCEND_CODE,target ais_bench ais_tool)
 
 # An artifact's path as the stage command sees it (under $(A) in a container).
 in = $(A)/$(patsubst $(ARTIFACTS)/%,%,$(1))
 in_docker = /artifacts/$(patsubst $(ARTIFACTS)/%,%,$(1))
 
 HELP_VARS := TARGET RUNNER WORD_LEN MIN_LEN BATCH INPUT OUTPUT LAYERS LONG FILE_NUM WEIGHTS ELMO_OPTIONS ELMO_WEIGHTS SYNTHETIC_LIKE DATASET \
-  DATASET_DIR PRECISION CPU_VARIANTS ARTIFACTS THREADS PERF_SECONDS PERF_TORCH PERF_PEERS SENTENCE_COS_MIN TOKEN_COS_MIN ACCURACY_SAMPLE ACCURACY_BATCHED_SAMPLE SOC_VERSION \
+  DATASET_DIR PRECISION CPU_ENGINE CPU_VARIANTS ARTIFACTS THREADS PERF_SECONDS PERF_TORCH PERF_PEERS SENTENCE_COS_MIN TOKEN_COS_MIN ACCURACY_SAMPLE ACCURACY_BATCHED_SAMPLE SOC_VERSION \
   PRECISION_MODE DEVICES PYTHON
 
 # ---- the three verbs ---------------------------------------------------------
@@ -423,7 +431,10 @@ $(SIM_ONNX): $(ONNX) $(CODE_SIMPLIFY)
 
 ifeq ($(TARGET),cpu)
 $(call om_for,%): $(SIM_ONNX) $(CODE_COMPILE)
-	$(RUN_EXPORT) compile --target cpu --model $(call in,$<) --out $(call in,$@) --precision $* --threads $(THREADS)
+	$(RUN_EXPORT) compile --target cpu --model $(call in,$<) --out $(call in,$@) --precision $* --threads $(THREADS) \
+	  --engine $(if $(filter fp32,$*),$(CPU_ENGINE),onnxruntime)
+# Only fp32 has a choice of engine: a new CPU_ENGINE rebuilds it alone.
+$(call om_for,fp32): $(ENGINE_STAMP)
 
 $(call run_outputs,%)/summary.json: $(call om_for,%) $(DATA_MANIFEST) $(CODE_INFER)
 	$(RUN_RUNTIME) infer --target cpu --model $(call in,$<) --input $(call in,$(DATA_DIR))/bin \

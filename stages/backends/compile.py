@@ -2,7 +2,9 @@
 
 * ``cpu``: an ONNX Runtime offline model: graph optimisations applied once
   and saved (``*.ort.onnx``), optionally after int8 weight quantization, so
-  start-up does no graph rewriting and what runs is what was judged.
+  start-up does no graph rewriting and what runs is what was judged. fp32
+  may also carry OpenVINO's compiled model for batch 1 where that runs faster
+  here (``engine``; stages/backends/engines.py).
 * ``ascend``: atc -> ``.om`` (``stages.backends.ascend.atc``).
 
 Either way a sidecar ``<model>.json`` (schema ``elmo-om-manifest/1``) records
@@ -21,7 +23,8 @@ from stages.common.hashing import sha256_file
 PRECISIONS = ("fp32", "int8")
 
 
-def compile_cpu(onnx_path, out_path, *, precision="fp32", threads=None) -> dict:
+def compile_cpu(onnx_path, out_path, *, precision="fp32", threads=None, engine="onnxruntime") -> dict:
+    """``engine``: ``engines.CHOICES``; the default serves every batch from ONNX Runtime."""
     import onnx
     import onnxruntime as ort
 
@@ -50,6 +53,10 @@ def compile_cpu(onnx_path, out_path, *, precision="fp32", threads=None) -> dict:
             if source != onnx_path and source.exists():
                 source.unlink()
         model = onnx.load(str(tmp), load_external_data=False)
+        from stages.backends import engines
+
+        with step(f"compile: which runtime serves batch 1 (CPU_ENGINE={engine})"):
+            served = engines.build(onnx_path, tmp, out_path, choice=engine, precision=precision, threads=threads)
     graph_input = model.graph.input[0]
     return {
         "schema": "elmo-om-manifest/1",
@@ -63,6 +70,7 @@ def compile_cpu(onnx_path, out_path, *, precision="fp32", threads=None) -> dict:
         "onnx_sha256": sha256_file(onnx_path),
         "input_shape": [d.dim_param or d.dim_value for d in graph_input.type.tensor_type.shape.dim],
         "nodes": len(model.graph.node),
+        **served,
         "compile_seconds": round(time.perf_counter() - started, 2),
     }
 
@@ -77,6 +85,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--out", required=True)
     parser.add_argument("--precision", default="fp32", help="cpu: fp32 | int8")
     parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--engine", default="onnxruntime",
+                        help="cpu: which runtime serves batch 1 of an fp32 model: auto (timed here) | onnxruntime | openvino")
     parser.add_argument("--batch", default="1", help="ascend: batch size(s), e.g. '1' or '1 4 8'")
     parser.add_argument("--word-len", type=int, default=8)
     parser.add_argument("--soc-version", default="", help="ascend: overrides npu-smi detection")
@@ -85,7 +95,8 @@ def add_arguments(parser) -> None:
 
 def run(args) -> int:
     if args.target == "cpu":
-        info = compile_cpu(args.model, args.out, precision=args.precision, threads=args.threads or None)
+        info = compile_cpu(args.model, args.out, precision=args.precision, threads=args.threads or None,
+                           engine=args.engine)
         write_json(str(args.out) + ".json", info)
     else:
         from stages.backends.ascend.target import compile_ascend

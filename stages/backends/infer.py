@@ -70,9 +70,9 @@ def infer_cpu(model, input_dir, output_dir, *, threads=None, progress=True) -> d
     from tqdm import tqdm
 
     from stages.sources.data import read_bin
-    from stages.backends.runners import OrtRunner
+    from stages.backends.engines import load_offline, runtime_of
 
-    runner = OrtRunner.load(model, threads=threads, optimize=False)
+    runner = load_offline(model, threads=threads)
     word_len = runner.word_len
     if word_len is None:
         raise StageError(f"{model}: word_len axis is not static; export with a fixed WORD_LEN")
@@ -101,7 +101,7 @@ def infer_cpu(model, input_dir, output_dir, *, threads=None, progress=True) -> d
             "h2d_ms": None,
             "d2h_ms": None,
             "devices": ["cpu"],
-            "tool": {"name": "onnxruntime", "threads": threads or "all cores"},
+            "tool": {"name": runtime_of(runner, 1), "threads": threads or "all cores"},
         }
         write_json(tmp / "summary.json", summary)
     return summary

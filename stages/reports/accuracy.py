@@ -129,6 +129,7 @@ def evaluate(args) -> tuple:
     from stages.sources.data import bin_path, read_bin, sample_lengths
     from stages.backends.infer import load_summary, read_outputs
     from stages.backends.runners import OrtRunner, TorchRunner, infer_all
+    from stages.backends.engines import load_offline
     from stages.sources.weights import load_source
 
     manifest, all_lengths = sample_lengths(args.data)
@@ -214,8 +215,8 @@ def evaluate(args) -> tuple:
         # more at its peak, at the same speed. Without pre-packing the weights are not copied once
         # per step of the unrolled graph: 0.2 GB less at 32 tokens, for calls 1.45x slower, on a
         # sample of at most a few dozen batches. At 64 tokens the judge peaked at 1.51 GB with both.
-        target_batched = OrtRunner.load(args.model, threads=args.threads or None, optimize=False,
-                                        name="target-batched", arena=False, prepack=False)
+        target_batched = load_offline(args.model, threads=args.threads or None, name="target-batched",
+                                      first_batch=batched, arena=False, prepack=False)
     running = {name: RunningComparison() for name in names}
     worst = WorstSentences(WORST)
     largest_padding = 0.0

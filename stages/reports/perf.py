@@ -24,6 +24,7 @@ from typing import Callable, Dict, List, Optional
 
 import numpy as np
 
+from stages.backends.engines import runtime_of
 from stages.common.atomic import write_json, write_text
 from stages.common.memory import peak_rss_mb, rss_mb
 from stages.common.machine import cpu_model, flag_names, isa_flags, isa_summary, ort_kernel
@@ -285,6 +286,8 @@ class Variant:
         for that batch (call after warming at it); ONNX Runtime's derived from the ISA flags."""
         if self.peer:
             return openvino_kernel(self.runner.compiled)
+        if self.model and runtime_of(self.runner, batch) == "openvino":  # the offline model's batch-1 engine
+            return openvino_kernel(self.runner.runner_for(batch).compiled)
         form = (_manifest_of(self.model).get("weights_form") or "") if self.model else ""
         # The int8 model runs MatMulNBits at batch 1 and the dynamically quantized MatMul above (quantize.py).
         op = "MatMulNBits" if batch == 1 and "MatMulNBits" in form else ""
@@ -357,6 +360,7 @@ def _precision_of(model) -> str:
 
 
 def _load_variants(args, threads: int) -> List[Variant]:
+    from stages.backends.engines import load_offline
     from stages.backends.runners import OrtRunner
     from stages.sources.weights import load_source
 
@@ -364,6 +368,8 @@ def _load_variants(args, threads: int) -> List[Variant]:
 
     def session(path, optimize):
         # One arena for all of them: they run one at a time, and each arena of its own kept its largest batch.
+        if not optimize:  # an offline model: the runtimes its manifest names (engines.py)
+            return lambda: load_offline(path, threads=threads, first_batch=min(args.batch), shared_arena=True)
         return lambda: OrtRunner.load(path, threads=threads, optimize=optimize, shared_arena=True)
 
     def add(name, kind, load, precision, model=None, batches=None):
@@ -658,6 +664,7 @@ def summarize_models(results: List[dict], variants: List[Variant], largest: int 
     baseline and the seed's graph at batch 1 (the figures the speed targets use)."""
     forms = {v.name: _manifest_of(v.model).get("weights_form") for v in variants if v.kind in ("target", "variant")}
     forms.update({v.name: _peer_form(v) for v in variants if v.peer})
+    served = {v.name: engines_text(_manifest_of(v.model)) for v in variants if v.kind in ("target", "variant")}
     summary = []
     for name in dict.fromkeys(r["variant"] for r in results if r["kind"] in ("target", "variant", "peer")):
         rows = [r for r in results if r["variant"] == name]
@@ -670,6 +677,7 @@ def summarize_models(results: List[dict], variants: List[Variant], largest: int 
             "kind": best["kind"],
             "precision": best["precision"],
             "weights_form": forms.get(name),
+            "engines": served.get(name),
             "accuracy_gate": best["accuracy_gate"],
             "batch1_sentences_per_s": one["sentences_per_s"] if one else None,
             "batch1_vs_baseline": one["speedup_vs_baseline_same_batch"] if one else None,
@@ -684,6 +692,21 @@ def summarize_models(results: List[dict], variants: List[Variant], largest: int 
             "kernels": _kernels_by_batch(rows),
         })
     return summary
+
+
+def engines_text(manifest: dict) -> Optional[str]:
+    """Which runtime served which batch sizes of an offline model, and why (its manifest's ``engines``)."""
+    entries = manifest.get("engines")
+    if not entries:
+        return None
+    parts = []
+    for e in entries:
+        batches = e["batches"]
+        where = {"all": "every batch", "others": "other batches"}.get(batches) if isinstance(batches, str) else \
+            "batch " + ", ".join(str(b) for b in batches)
+        parts.append(f"{where}: {e['runtime']} {e['version']}")
+    choice = manifest.get("engine_choice") or {}
+    return "; ".join(parts) + (f" (make om, CPU_ENGINE={choice['asked']}: {choice['reason']})" if choice else "")
 
 
 def _floor_fraction(row) -> Optional[float]:
@@ -831,6 +854,10 @@ def render_markdown(report: dict, failures: List[str] = ()) -> str:
               "OpenVINO's read from the compiled model's runtime graph):", ""]
     lines += [f"- {m_['variant']}: " + ("; ".join(_kernel_text(k) for k in m_.get("kernels") or []) or "n/a")
               for m_ in report["summary"]]
+    served = [m_ for m_ in report["summary"] if m_.get("engines")]
+    if served:
+        lines += ["", "Runtimes serving each offline model (its manifest's engines):", ""]
+        lines += [f"- {m_['variant']}: {m_['engines']}" for m_ in served]
     if report.get("peer_comparison"):
         lines += ["", "Against the peers (gate-passing models only; x peer = project / peer):", "",
                   "| precision class | point | project's best | sentences/s | best peer | sentences/s | x peer |",

@@ -10,6 +10,12 @@ Precision settings a peer is compiled with:
 INT8_ASYM per channel: int8 weights, activations as the precision setting
 says), saved as an IR once by ``make`` (``openvino-compress``) so ``make perf``
 does not recompress on every run.
+
+``export_compiled`` / ``import_compiled``: a model compiled for one static shape,
+exported (OpenVINO's ``export_model``) as a file, the way atc writes an ``.om``:
+the cpu target's fp32 offline model carries one for batch 1 when OpenVINO runs
+that batch faster (``stages/backends/engines.py``). The file is only good for
+the OpenVINO version and the CPU's ISA that compiled it; the manifest records both.
 """
 from __future__ import annotations
 
@@ -101,3 +107,43 @@ def compress_int8(onnx_path):
     logging.getLogger("nncf").setLevel(logging.WARNING)  # a table per call otherwise
     compressed = nncf.compress_weights(model, mode=nncf.CompressWeightsMode.INT8_ASYM)
     return compressed, "NNCF compress_weights INT8_ASYM (int8 weights per output channel, asymmetric)"
+
+
+def version() -> str:
+    return require().__version__.split("-")[0]
+
+
+def export_compiled(onnx_path, out_path, *, shape, threads=None) -> None:
+    """The simplified ONNX compiled in float32 for the static ``shape``, exported to ``out_path``."""
+    model = read_model(onnx_path)
+    model.reshape({model.input(0).get_any_name(): list(shape)})
+    compiled = compile_model(model, setting="f32", threads=threads)
+    del model
+    with open(out_path, "wb") as out:
+        out.write(compiled.export_model().getbuffer())
+
+
+def import_compiled(path, *, threads=None):
+    """An exported compiled model back on the CPU: ``(compiled, mapping)``; keep ``mapping`` as long as
+    ``compiled``. The file is mapped, not read: a read copy of the weights (0.37 GB at full size) would
+    sit beside the compiled model's own while it loads."""
+    import mmap
+
+    import numpy as np
+
+    ov = require()
+    path = Path(path)
+    if not path.is_file():
+        raise StageError(f"{path}: not found; the offline model's manifest names it: rebuild with make om")
+    config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32"}
+    if threads:
+        config["INFERENCE_NUM_THREADS"] = int(threads)
+    with open(path, "rb") as handle:
+        # A private (copy-on-write) map: OpenVINO's Tensor wants writable memory; nothing writes to it.
+        mapping = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_COPY)
+    try:
+        stream = ov.Tensor(np.frombuffer(mapping, dtype=np.uint8), shared_memory=True)
+        return ov.Core().import_model(stream, "CPU", config), mapping
+    except Exception as exc:
+        raise StageError(f"{path}: OpenVINO {version()} cannot import it ({str(exc).splitlines()[0]}); "
+                         f"rebuild it with make om") from None

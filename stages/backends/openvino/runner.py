@@ -7,7 +7,8 @@ bounded to 1..32, 8 ms static). So by default the runner compiles a static-shape
 model for the batch it is given and keeps only that one: a new batch size
 recompiles it (seconds, on the first call with that shape, which perf's warm-up
 takes, untimed) and frees the old one (and hands its pages back), so memory holds one compiled model.
-``static=False`` keeps one dynamic-shape model instead.
+``static=False`` keeps one dynamic-shape model instead. ``imported`` runs an
+exported compiled model (``loader.export_compiled``): one shape, no recompiling.
 """
 from __future__ import annotations
 
@@ -44,6 +45,17 @@ class OpenVinoRunner:
     def load(cls, path, **kwargs) -> "OpenVinoRunner":
         """``path``: the simplified ONNX or an IR (``.xml``) such as the NNCF-compressed one."""
         return cls(path, **kwargs)
+
+    @classmethod
+    def imported(cls, path, *, threads: Optional[int] = None, name: str = "openvino") -> "OpenVinoRunner":
+        """An exported compiled model: it serves its one static shape and refuses others."""
+        runner = cls.__new__(cls)
+        runner.path, runner.setting, runner.threads, runner.static, runner.name = Path(path), "f32", threads, True, name
+        runner.compiled, runner._mapping = loader.import_compiled(path, threads=threads)
+        runner.input_shape = [int(d) for d in runner.compiled.input(0).get_shape()]
+        runner.shape = tuple(runner.input_shape)
+        runner.request = runner.compiled.create_infer_request()
+        return runner
 
     def _compile(self, shape) -> None:
         self.compiled = self.request = None  # free the old one before building the next

@@ -1,0 +1,182 @@
+"""The cpu target's engines: which runtime serves each batch size of the fp32 offline model.
+
+OpenVINO's compiled batch-1 model is exported beside the ONNX Runtime model where it serves, its
+outputs match ONNX Runtime's, the runner holds one runtime's model at a time, ``auto`` keeps it only
+where the probe timed it faster (no stale file otherwise), and a model this host cannot use is
+refused in one line. No timing is asserted: the probe's figures are only checked for consistency."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from stages.__main__ import main
+from stages.backends import engines
+from stages.backends.runners import OrtRunner
+from stages.common.errors import StageError
+from stages.elmo.charids import batch_ids
+from tests.conftest import make
+
+pytest.importorskip("openvino")
+WORD_LEN = 8
+
+
+@pytest.fixture(scope="module")
+def fixture_onnx(bilm_fixture, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("engines")
+    raw, sim = folder / "elmo.onnx", folder / "elmo_sim.onnx"
+    assert main(["export", "--options", str(bilm_fixture / "options.json"),
+                 "--weights", str(bilm_fixture / "lm_weights.hdf5"), "--word-len", str(WORD_LEN), "--out", str(raw),
+                 "--dynamic-batch"]) == 0
+    assert main(["simplify", str(raw), str(sim)]) == 0
+    return sim
+
+
+@pytest.fixture(scope="module")
+def ids(fixture_sentences):
+    return batch_ids([s[:WORD_LEN] for s in fixture_sentences[0][:3]], WORD_LEN)
+
+
+def _compile(sim, out, precision="fp32", engine="openvino"):
+    assert main(["compile", "--target", "cpu", "--model", str(sim), "--out", str(out), "--precision", precision,
+                 "--threads", "1", "--engine", engine]) == 0
+    return json.loads((out.parent / f"{out.name}.json").read_text())
+
+
+def test_openvino_serves_batch_1_and_onnxruntime_the_rest(fixture_onnx, ids, tmp_path):
+    out = tmp_path / "elmo_fp32.ort.onnx"
+    manifest = _compile(fixture_onnx, out)
+    blob = tmp_path / "elmo_fp32.b1.openvino"
+    assert blob.is_file()
+    first, rest = manifest["engines"]
+    assert first["runtime"] == "openvino" and first["batches"] == [1] and first["size"] == blob.stat().st_size
+    assert first["input_shape"] == [1, WORD_LEN, 50] and first["cpu"]["model"]
+    assert rest == {"runtime": "onnxruntime", "version": rest["version"], "path": str(out), "batches": "others"}
+    assert manifest["engine_choice"]["chosen"] == "openvino"
+
+    runner = engines.load_offline(out, threads=1)
+    assert isinstance(runner, engines.ByBatchRunner) and runner.held == "openvino" and runner.word_len == WORD_LEN
+    want = OrtRunner.load(out, threads=1, optimize=False).infer({"input": ids})["output"]
+    single = np.concatenate([runner.infer({"input": ids[i : i + 1]})["output"] for i in range(len(ids))])
+    assert runner.held == "openvino"
+    np.testing.assert_allclose(single, want, rtol=0, atol=1e-5)
+    assert all(not single[i, (ids[i].sum(-1) == 0)].any() for i in range(len(ids)))  # padding exactly zero
+    batched = runner.infer({"input": ids})["output"]
+    # The batched call swapped runtimes: OpenVINO's model is freed, ONNX Runtime's serves it.
+    assert runner.held == "onnxruntime" and isinstance(runner.current, OrtRunner)
+    np.testing.assert_array_equal(batched, want)
+    assert engines.runtime_of(runner, 1) == "openvino" and engines.runtime_of(runner, 3) == "onnxruntime"
+
+
+def test_the_infer_stage_runs_batch_1_on_the_runtime_the_manifest_names(fixture_onnx, ids, tmp_path):
+    from stages.backends.infer import infer_cpu
+
+    out = tmp_path / "elmo_fp32.ort.onnx"
+    _compile(fixture_onnx, out)
+    inputs = tmp_path / "bin"
+    inputs.mkdir()
+    for i, row in enumerate(ids):
+        row.astype(np.int32).tofile(str(inputs / f"{i}.bin"))
+    summary = infer_cpu(out, inputs, tmp_path / "outputs", threads=1, progress=False)
+    assert summary["tool"]["name"] == "openvino" and summary["outputs"] == len(ids)
+
+
+@pytest.mark.parametrize("faster", ["openvino", "onnxruntime"])
+def test_auto_keeps_openvino_only_where_the_probe_timed_it_faster(fixture_onnx, tmp_path, monkeypatch, faster):
+    """The probe's verdict decides; a batch-1 model left from an earlier build does not outlive a verdict
+    against it."""
+    out = tmp_path / "elmo_fp32.ort.onnx"
+    blob = engines.openvino_path(out)
+    blob.write_bytes(b"an earlier build's")
+    timed = []
+
+    def probe(runners, ids, **kwargs):
+        timed.append(sorted(runners))
+        assert ids.shape == (1, WORD_LEN, 50)
+        return {"openvino": 2.0, "onnxruntime": 1.0} if faster == "openvino" else {"openvino": 1.0, "onnxruntime": 2.0}
+
+    monkeypatch.setattr(engines, "probe", probe)
+    manifest = _compile(fixture_onnx, out, engine="auto")
+    choice = manifest["engine_choice"]
+    assert timed == [["onnxruntime", "openvino"]]
+    assert choice["asked"] == "auto" and choice["chosen"] == faster and choice["sentences_per_s"][faster] == 2.0
+    assert [e["runtime"] for e in manifest["engines"]] == (["openvino", "onnxruntime"] if faster == "openvino"
+                                                          else ["onnxruntime"])
+    assert blob.is_file() == (faster == "openvino")
+    if faster == "openvino":
+        assert blob.stat().st_size == manifest["engines"][0]["size"]
+    assert not [p for p in tmp_path.iterdir() if ".tmp-" in p.name]
+
+
+def test_the_real_probe_times_both_and_its_verdict_matches_its_figures(fixture_onnx, ids, tmp_path):
+    rates = engines.probe({"onnxruntime": OrtRunner.load(fixture_onnx, threads=1),
+                           "openvino": _imported(fixture_onnx, tmp_path)}, ids[:1], rounds=2, seconds=0.05)
+    assert set(rates) == {"onnxruntime", "openvino"} and all(r > 0 for r in rates.values())
+
+
+def _imported(sim, tmp_path):
+    from stages.backends.openvino import loader
+    from stages.backends.openvino.runner import OpenVinoRunner
+
+    blob = tmp_path / "b1.openvino"
+    loader.export_compiled(sim, blob, shape=[1, WORD_LEN, 50], threads=1)
+    return OpenVinoRunner.imported(blob, threads=1)
+
+
+def test_an_exported_model_refuses_another_shape(fixture_onnx, ids, tmp_path):
+    runner = _imported(fixture_onnx, tmp_path)
+    with pytest.raises(StageError, match=r"input shape \[3, 8, 50\] does not fit the model's \[1, 8, 50\]"):
+        runner.infer({"input": ids})
+
+
+def test_int8_and_onnxruntime_leave_no_openvino_model(fixture_onnx, tmp_path):
+    out = tmp_path / "elmo_fp32.ort.onnx"
+    _compile(fixture_onnx, out)
+    assert engines.openvino_path(out).is_file()
+    manifest = _compile(fixture_onnx, out, engine="onnxruntime")
+    assert not engines.openvino_path(out).exists()
+    assert manifest["engines"] == [dict(manifest["engines"][0], runtime="onnxruntime", batches="all")]
+    assert isinstance(engines.load_offline(out, threads=1), OrtRunner)
+    int8 = tmp_path / "elmo_int8.ort.onnx"
+    manifest = _compile(fixture_onnx, int8, precision="int8", engine="auto")
+    assert manifest["engine_choice"]["chosen"] == "onnxruntime" and "int8" in manifest["engine_choice"]["reason"]
+    assert not engines.openvino_path(int8).exists()
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda m, blob: m["engines"][0].update(version="2020.1.0"), "compiled by OpenVINO 2020.1.0, this Python has"),
+    (lambda m, blob: m["engines"][0]["cpu"].update(isa_flags=["asimd"]), "compiled on a CPU with other ISA extensions"),
+    (lambda m, blob: blob.write_bytes(b"truncated"), "missing or not the file its manifest"),
+    (lambda m, blob: blob.unlink(), "missing or not the file its manifest"),
+])
+def test_a_batch_1_model_this_host_cannot_use_is_refused_in_one_line(fixture_onnx, tmp_path, change, message):
+    out = tmp_path / "elmo_fp32.ort.onnx"
+    manifest = _compile(fixture_onnx, out)
+    blob = engines.openvino_path(out)
+    change(manifest, blob)
+    (tmp_path / f"{out.name}.json").write_text(json.dumps(manifest))
+    with pytest.raises(StageError, match=message) as raised:
+        engines.load_offline(out, threads=1)
+    assert "make om" in str(raised.value) and "\n" not in str(raised.value)
+
+
+def test_make_refuses_an_unknown_cpu_engine():
+    done = make("om", "CPU_ENGINE=fastest", check=False)
+    assert done.returncode != 0 and 'CPU_ENGINE="fastest": use auto, onnxruntime or openvino' in done.stderr
+    assert "CPU_ENGINE" in make("help").stdout
+
+
+def test_a_host_without_openvino_is_told_how_to_go_on(fixture_onnx, tmp_path, monkeypatch):
+    from stages.backends.openvino import loader
+
+    out = tmp_path / "elmo_fp32.ort.onnx"
+    _compile(fixture_onnx, out)
+    monkeypatch.setattr(loader, "available", lambda: False)
+    with pytest.raises(StageError, match="batch 1 runs on OpenVINO, which is not installed in this Python; "
+                                         r"rebuild it here with make om \(or CPU_ENGINE=onnxruntime\)"):
+        engines.load_offline(out, threads=1)
+    # Where it is missing at build time, auto serves every batch from ONNX Runtime and says why.
+    manifest = _compile(fixture_onnx, out, engine="auto")
+    assert manifest["engine_choice"]["reason"] == "OpenVINO is not installed in this Python"
+    assert not engines.openvino_path(out).exists()
