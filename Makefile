@@ -39,8 +39,8 @@ DATASET ?= auto
 DATASET_DIR ?=
 ## PRECISION   cpu offline model: fp32 | int8 (dynamic int8 MatMul weights)
 PRECISION ?= fp32
-## CPU_ENGINE  cpu fp32: which runtime serves batch 1: auto (make om times ONNX Runtime and OpenVINO here and
-##             keeps the faster; the manifest says which) | onnxruntime | openvino
+## CPU_ENGINE  cpu fp32: which runtime serves each batch size: auto (make om times ONNX Runtime and OpenVINO
+##             here at each size of BATCH and keeps the faster; the manifest says which) | onnxruntime | openvino
 CPU_ENGINE ?= auto
 ## CPU_VARIANTS  cpu precisions make perf times side by side, each judged by the gate
 CPU_VARIANTS ?= fp32 int8
@@ -293,7 +293,7 @@ JUDGE_SETTINGS := $(TARGET) $(RUNNER) $(SENTENCE_COS_MIN) $(TOKEN_COS_MIN) $(LAR
 ifneq ($(and $(filter accuracy perf all locate,$(MAKECMDGOALS)),$(if $(BUCKETED),,yes)),)
 $(shell mkdir -p $(REPORTS) && { [ "$$(cat $(REPORT_STAMP) 2>/dev/null)" = "$(REPORT_SETTINGS)" ] || echo "$(REPORT_SETTINGS)" > $(REPORT_STAMP); })
 $(shell { [ "$$(cat $(JUDGE_STAMP) 2>/dev/null)" = "$(JUDGE_SETTINGS)" ] || echo "$(JUDGE_SETTINGS)" > $(JUDGE_STAMP); })
-$(if $(filter cpu,$(TARGET)),$(shell mkdir -p $(OM_DIR) && { [ "$$(cat $(ENGINE_STAMP) 2>/dev/null)" = "$(CPU_ENGINE)" ] || echo "$(CPU_ENGINE)" > $(ENGINE_STAMP); }))
+$(if $(filter cpu,$(TARGET)),$(shell mkdir -p $(OM_DIR) && { [ "$$(cat $(ENGINE_STAMP) 2>/dev/null)" = "$(CPU_ENGINE) $(OM_BATCHES)" ] || echo "$(CPU_ENGINE) $(OM_BATCHES)" > $(ENGINE_STAMP); }))
 endif
 
 # Each artifact also depends on the code that makes it, so a changed stage
@@ -432,8 +432,8 @@ $(SIM_ONNX): $(ONNX) $(CODE_SIMPLIFY)
 ifeq ($(TARGET),cpu)
 $(call om_for,%): $(SIM_ONNX) $(CODE_COMPILE)
 	$(RUN_EXPORT) compile --target cpu --model $(call in,$<) --out $(call in,$@) --precision $* --threads $(THREADS) \
-	  --engine $(if $(filter fp32,$*),$(CPU_ENGINE),onnxruntime)
-# Only fp32 has a choice of engine: a new CPU_ENGINE rebuilds it alone.
+	  --engine $(if $(filter fp32,$*),$(CPU_ENGINE),onnxruntime) --batch '$(OM_BATCHES)'
+# Only fp32 has a choice of engine: a new CPU_ENGINE or batch list rebuilds it alone.
 $(call om_for,fp32): $(ENGINE_STAMP)
 
 $(call run_outputs,%)/summary.json: $(call om_for,%) $(DATA_MANIFEST) $(CODE_INFER)

@@ -38,9 +38,9 @@ def ids(fixture_sentences):
     return batch_ids([s[:WORD_LEN] for s in fixture_sentences[0][:3]], WORD_LEN)
 
 
-def _compile(sim, out, precision="fp32", engine="openvino"):
+def _compile(sim, out, precision="fp32", engine="openvino", batches="1"):
     assert main(["compile", "--target", "cpu", "--model", str(sim), "--out", str(out), "--precision", precision,
-                 "--threads", "1", "--engine", engine]) == 0
+                 "--threads", "1", "--engine", engine, "--batch", batches]) == 0
     return json.loads((out.parent / f"{out.name}.json").read_text())
 
 
@@ -48,25 +48,43 @@ def test_openvino_serves_batch_1_and_onnxruntime_the_rest(fixture_onnx, ids, tmp
     out = tmp_path / "elmo_fp32.ort.onnx"
     manifest = _compile(fixture_onnx, out)
     blob = tmp_path / "elmo_fp32.b1.openvino"
-    assert blob.is_file()
+    assert blob.is_file() and engines.openvino_files(out) == [blob]
     first, rest = manifest["engines"]
-    assert first["runtime"] == "openvino" and first["batches"] == [1] and first["size"] == blob.stat().st_size
-    assert first["input_shape"] == [1, WORD_LEN, 50] and first["cpu"]["model"]
+    assert first["runtime"] == "openvino" and first["batches"] == [1] and first["cpu"]["model"]
+    (model,) = first["models"]
+    assert model["batch"] == 1 and model["input_shape"] == [1, WORD_LEN, 50] and model["size"] == blob.stat().st_size
     assert rest == {"runtime": "onnxruntime", "version": rest["version"], "path": str(out), "batches": "others"}
     assert manifest["engine_choice"]["chosen"] == "openvino"
 
     runner = engines.load_offline(out, threads=1)
-    assert isinstance(runner, engines.ByBatchRunner) and runner.held == "openvino" and runner.word_len == WORD_LEN
+    assert isinstance(runner, engines.ByBatchRunner) and runner.held_runtime == "openvino"
+    assert runner.word_len == WORD_LEN
     want = OrtRunner.load(out, threads=1, optimize=False).infer({"input": ids})["output"]
     single = np.concatenate([runner.infer({"input": ids[i : i + 1]})["output"] for i in range(len(ids))])
-    assert runner.held == "openvino"
+    assert runner.held_runtime == "openvino"
     np.testing.assert_allclose(single, want, rtol=0, atol=1e-5)
     assert all(not single[i, (ids[i].sum(-1) == 0)].any() for i in range(len(ids)))  # padding exactly zero
     batched = runner.infer({"input": ids})["output"]
     # The batched call swapped runtimes: OpenVINO's model is freed, ONNX Runtime's serves it.
-    assert runner.held == "onnxruntime" and isinstance(runner.current, OrtRunner)
+    assert runner.held_runtime == "onnxruntime" and isinstance(runner.current, OrtRunner)
     np.testing.assert_array_equal(batched, want)
     assert engines.runtime_of(runner, 1) == "openvino" and engines.runtime_of(runner, 3) == "onnxruntime"
+
+
+def test_openvino_may_serve_several_batch_sizes_one_model_each(fixture_onnx, ids, tmp_path):
+    out = tmp_path / "elmo_fp32.ort.onnx"
+    manifest = _compile(fixture_onnx, out, batches="1 3")
+    assert manifest["engines"][0]["batches"] == [1, 3]
+    assert engines.openvino_files(out) == [engines.openvino_path(out, 1), engines.openvino_path(out, 3)]
+    runner = engines.load_offline(out, threads=1, first_batch=3)
+    assert runner.held == ("openvino", 3)
+    got = runner.infer({"input": ids})["output"]
+    np.testing.assert_allclose(got, OrtRunner.load(out, threads=1, optimize=False).infer({"input": ids})["output"],
+                               rtol=0, atol=1e-5)
+    runner.infer({"input": ids[:1]})
+    assert runner.held == ("openvino", 1)  # one model held at a time
+    runner.infer({"input": ids[:2]})
+    assert runner.held == ("onnxruntime", None)
 
 
 def test_the_infer_stage_runs_batch_1_on_the_runtime_the_manifest_names(fixture_onnx, ids, tmp_path):
@@ -87,8 +105,10 @@ def test_auto_keeps_openvino_only_where_the_probe_timed_it_faster(fixture_onnx, 
     """The probe's verdict decides; a batch-1 model left from an earlier build does not outlive a verdict
     against it."""
     out = tmp_path / "elmo_fp32.ort.onnx"
-    blob = engines.openvino_path(out)
+    blob = engines.openvino_path(out, 1)
     blob.write_bytes(b"an earlier build's")
+    other = engines.openvino_path(out, 32)
+    other.write_bytes(b"an earlier build's, for a batch size no longer asked for")
     timed = []
 
     def probe(runners, ids, **kwargs):
@@ -100,12 +120,13 @@ def test_auto_keeps_openvino_only_where_the_probe_timed_it_faster(fixture_onnx, 
     manifest = _compile(fixture_onnx, out, engine="auto")
     choice = manifest["engine_choice"]
     assert timed == [["onnxruntime", "openvino"]]
-    assert choice["asked"] == "auto" and choice["chosen"] == faster and choice["sentences_per_s"][faster] == 2.0
+    assert choice["asked"] == "auto" and choice["chosen"] == faster
     assert [e["runtime"] for e in manifest["engines"]] == (["openvino", "onnxruntime"] if faster == "openvino"
                                                           else ["onnxruntime"])
-    assert blob.is_file() == (faster == "openvino")
+    assert blob.is_file() == (faster == "openvino") and not other.exists()
     if faster == "openvino":
-        assert blob.stat().st_size == manifest["engines"][0]["size"]
+        assert blob.stat().st_size == manifest["engines"][0]["models"][0]["size"]
+    assert choice["sentences_per_s"]["1"][faster] == 2.0
     assert not [p for p in tmp_path.iterdir() if ".tmp-" in p.name]
 
 
@@ -133,15 +154,15 @@ def test_an_exported_model_refuses_another_shape(fixture_onnx, ids, tmp_path):
 def test_int8_and_onnxruntime_leave_no_openvino_model(fixture_onnx, tmp_path):
     out = tmp_path / "elmo_fp32.ort.onnx"
     _compile(fixture_onnx, out)
-    assert engines.openvino_path(out).is_file()
+    assert engines.openvino_path(out, 1).is_file()
     manifest = _compile(fixture_onnx, out, engine="onnxruntime")
-    assert not engines.openvino_path(out).exists()
+    assert not engines.openvino_files(out)
     assert manifest["engines"] == [dict(manifest["engines"][0], runtime="onnxruntime", batches="all")]
     assert isinstance(engines.load_offline(out, threads=1), OrtRunner)
     int8 = tmp_path / "elmo_int8.ort.onnx"
     manifest = _compile(fixture_onnx, int8, precision="int8", engine="auto")
     assert manifest["engine_choice"]["chosen"] == "onnxruntime" and "int8" in manifest["engine_choice"]["reason"]
-    assert not engines.openvino_path(int8).exists()
+    assert not engines.openvino_files(int8)
 
 
 @pytest.mark.parametrize("change, message", [
@@ -153,12 +174,19 @@ def test_int8_and_onnxruntime_leave_no_openvino_model(fixture_onnx, tmp_path):
 def test_a_batch_1_model_this_host_cannot_use_is_refused_in_one_line(fixture_onnx, tmp_path, change, message):
     out = tmp_path / "elmo_fp32.ort.onnx"
     manifest = _compile(fixture_onnx, out)
-    blob = engines.openvino_path(out)
+    blob = engines.openvino_path(out, 1)
     change(manifest, blob)
     (tmp_path / f"{out.name}.json").write_text(json.dumps(manifest))
     with pytest.raises(StageError, match=message) as raised:
         engines.load_offline(out, threads=1)
     assert "make om" in str(raised.value) and "\n" not in str(raised.value)
+
+
+def test_compile_refuses_a_bad_batch_list(fixture_onnx, tmp_path, capsys):
+    assert main(["compile", "--target", "cpu", "--model", str(fixture_onnx), "--out", str(tmp_path / "m.ort.onnx"),
+                 "--batch", "1 x"]) == 2
+    assert "--batch '1 x': give batch sizes as positive integers" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
 
 
 def test_make_refuses_an_unknown_cpu_engine():
@@ -173,10 +201,11 @@ def test_a_host_without_openvino_is_told_how_to_go_on(fixture_onnx, tmp_path, mo
     out = tmp_path / "elmo_fp32.ort.onnx"
     _compile(fixture_onnx, out)
     monkeypatch.setattr(loader, "available", lambda: False)
-    with pytest.raises(StageError, match="batch 1 runs on OpenVINO, which is not installed in this Python; "
+    with pytest.raises(StageError, match="OpenVINO serves batch 1 and is not installed in this Python; "
                                          r"rebuild it here with make om \(or CPU_ENGINE=onnxruntime\)"):
         engines.load_offline(out, threads=1)
     # Where it is missing at build time, auto serves every batch from ONNX Runtime and says why.
     manifest = _compile(fixture_onnx, out, engine="auto")
     assert manifest["engine_choice"]["reason"] == "OpenVINO is not installed in this Python"
-    assert not engines.openvino_path(out).exists()
+    assert manifest["engines"] == [dict(manifest["engines"][0], runtime="onnxruntime", batches="all")]
+    assert not engines.openvino_files(out)

@@ -3,8 +3,8 @@
 * ``cpu``: an ONNX Runtime offline model: graph optimisations applied once
   and saved (``*.ort.onnx``), optionally after int8 weight quantization, so
   start-up does no graph rewriting and what runs is what was judged. fp32
-  may also carry OpenVINO's compiled model for batch 1 where that runs faster
-  here (``engine``; stages/backends/engines.py).
+  may also carry OpenVINO's compiled models for the batch sizes they run faster
+  here, one per batch size it serves (``engine``; stages/backends/engines.py).
 * ``ascend``: atc -> ``.om`` (``stages.backends.ascend.atc``).
 
 Either way a sidecar ``<model>.json`` (schema ``elmo-om-manifest/1``) records
@@ -23,8 +23,9 @@ from stages.common.hashing import sha256_file
 PRECISIONS = ("fp32", "int8")
 
 
-def compile_cpu(onnx_path, out_path, *, precision="fp32", threads=None, engine="onnxruntime") -> dict:
-    """``engine``: ``engines.CHOICES``; the default serves every batch from ONNX Runtime."""
+def compile_cpu(onnx_path, out_path, *, precision="fp32", threads=None, engine="onnxruntime", batches=(1,)) -> dict:
+    """``engine``: ``engines.CHOICES``; the default serves every batch from ONNX Runtime. ``batches``: the
+    batch sizes the model will serve, where ``auto`` times both runtimes."""
     import onnx
     import onnxruntime as ort
 
@@ -55,8 +56,9 @@ def compile_cpu(onnx_path, out_path, *, precision="fp32", threads=None, engine="
         model = onnx.load(str(tmp), load_external_data=False)
         from stages.backends import engines
 
-        with step(f"compile: which runtime serves batch 1 (CPU_ENGINE={engine})"):
-            served = engines.build(onnx_path, tmp, out_path, choice=engine, precision=precision, threads=threads)
+        with step(f"compile: which runtime serves each batch size (CPU_ENGINE={engine})"):
+            served = engines.build(onnx_path, tmp, out_path, choice=engine, precision=precision, threads=threads,
+                                   batches=batches)
     graph_input = model.graph.input[0]
     return {
         "schema": "elmo-om-manifest/1",
@@ -86,8 +88,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--precision", default="fp32", help="cpu: fp32 | int8")
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--engine", default="onnxruntime",
-                        help="cpu: which runtime serves batch 1 of an fp32 model: auto (timed here) | onnxruntime | openvino")
-    parser.add_argument("--batch", default="1", help="ascend: batch size(s), e.g. '1' or '1 4 8'")
+                        help="cpu: which runtime serves each batch size of an fp32 model: auto (timed here at each --batch) | "
+                             "onnxruntime | openvino")
+    parser.add_argument("--batch", default="1", help="batch size(s), e.g. '1' or '1 4 8': ascend: the om's; "
+                        "cpu: where an fp32 model may run on OpenVINO")
     parser.add_argument("--word-len", type=int, default=8)
     parser.add_argument("--soc-version", default="", help="ascend: overrides npu-smi detection")
     parser.add_argument("--precision-mode", default="", help="ascend: atc --precision_mode")
@@ -95,8 +99,11 @@ def add_arguments(parser) -> None:
 
 def run(args) -> int:
     if args.target == "cpu":
+        batches = args.batch.split()
+        if not batches or not all(b.isdigit() and int(b) > 0 for b in batches):
+            raise StageError(f"--batch {args.batch!r}: give batch sizes as positive integers, e.g. '1 4 8'")
         info = compile_cpu(args.model, args.out, precision=args.precision, threads=args.threads or None,
-                           engine=args.engine)
+                           engine=args.engine, batches=[int(b) for b in batches])
         write_json(str(args.out) + ".json", info)
     else:
         from stages.backends.ascend.target import compile_ascend

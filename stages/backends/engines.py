@@ -1,18 +1,19 @@
 """Which runtime serves each batch size of the cpu target's offline model.
 
-ONNX Runtime serves every batch size from the saved offline model (``*.ort.onnx``).
-The fp32 model may also carry OpenVINO's compiled model for batch 1
-(``*.b1.openvino``, exported the way atc writes an ``.om``); the manifest's
-``engines`` then says that OpenVINO serves batch 1 and ONNX Runtime the rest.
+ONNX Runtime serves every batch size from the saved offline model (``*.ort.onnx``)
+unless the fp32 model also carries OpenVINO compiled models: one per batch size
+OpenVINO serves (``*.b<N>.openvino``, each exported for its static shape, the way
+atc writes an ``.om``). The manifest's ``engines`` says which runtime serves which
+batch sizes, and ``engine_choice`` why.
 
-Why batch 1, and why measured on the host that compiles: at batch 1 each LSTM
-step reads 40 MB of weights for one vector, and the two runtimes' GEMV kernels
-and per-node overheads trade places by CPU. OpenVINO f32 ran batch 1 at 1.10x
-ONNX Runtime on an Intel Xeon (AVX-512), and level on an AMD EPYC (AVX2:
-0.96-1.04x over six ``make perf`` runs); ONNX Runtime was ahead at batch 32 on
-the EPYC. So ``auto`` times both at batch 1 on this host, alternating, and keeps
-OpenVINO only where it was faster. int8 stays on ONNX Runtime: its MatMulNBits
-GEMV ran 1.2-1.5x OpenVINO + NNCF at batch 1.
+Why per batch size, and measured on the host that compiles: the runtimes trade
+places by CPU and batch. At batch 1 each LSTM step reads 40 MB of weights for one
+vector; OpenVINO f32 ran it at 1.10x ONNX Runtime on an Intel Xeon (AVX-512), level
+on an AMD EPYC with AVX2 only (0.96-1.04x over six ``make perf`` runs), where ONNX
+Runtime was ahead at batch 32; on an AMD EPYC with AVX-512 OpenVINO led at every
+batch (1.06-1.26x, one run). So ``auto`` times both at each batch size the model will
+serve, alternating, and OpenVINO serves the sizes where it was faster. int8 stays
+on ONNX Runtime: no OpenVINO form of its weights passes for the same model.
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ import gc
 import os
 import time
 from pathlib import Path
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -28,15 +29,25 @@ from stages.common.errors import StageError
 
 CHOICES = ("auto", "onnxruntime", "openvino")
 ONNXRUNTIME, OPENVINO = "onnxruntime", "openvino"
-OPENVINO_BATCH = 1
-PROBE_ROUNDS, PROBE_SECONDS = 6, 0.6  # per runtime and round; the probe takes about 10 s at full size
+# Per runtime, batch size and round; at full size the probe over batches 1-32 takes about a minute.
+PROBE_ROUNDS, PROBE_SECONDS = 6, 0.5
 
 
-def openvino_path(model_path) -> Path:
-    """``x.ort.onnx`` -> ``x.b1.openvino``: the compiled batch-1 model beside the offline model."""
+def openvino_path(model_path, batch: int) -> Path:
+    """``x.ort.onnx`` -> ``x.b<batch>.openvino``: a compiled OpenVINO model beside the offline model."""
     model_path = Path(model_path)
-    stem = model_path.name[: -len(".ort.onnx")] if model_path.name.endswith(".ort.onnx") else model_path.stem
-    return model_path.with_name(f"{stem}.b{OPENVINO_BATCH}.openvino")
+    return model_path.with_name(f"{_stem(model_path)}.b{batch}.openvino")
+
+
+def _stem(model_path: Path) -> str:
+    return model_path.name[: -len(".ort.onnx")] if model_path.name.endswith(".ort.onnx") else model_path.stem
+
+
+def openvino_files(model_path) -> List[Path]:
+    model_path = Path(model_path)
+    if not model_path.parent.is_dir():
+        return []
+    return sorted(model_path.parent.glob(f"{_stem(model_path)}.b*.openvino"))
 
 
 def _cpu() -> dict:
@@ -70,10 +81,18 @@ def probe(runners: Dict[str, object], ids: np.ndarray, *, rounds: int = PROBE_RO
     return {name: round(float(np.median(values)), 3) for name, values in rates.items()}
 
 
-def build(onnx_path, ort_model, final_path, *, choice: str, precision: str, threads=None, progress_step=None) -> dict:
-    """The manifest's ``engines`` and ``engine_choice`` for an offline model, writing the batch-1
-    OpenVINO model beside ``final_path`` where it serves (and removing a stale one where it does not).
-    ``ort_model``: the saved ONNX Runtime model to time against (the offline model, before its rename)."""
+def _batch_ids(batch: int, word_len: int) -> np.ndarray:
+    from stages.graph.export import example_ids
+
+    return example_ids(batch, word_len)
+
+
+def build(onnx_path, ort_model, final_path, *, choice: str, precision: str, batches: Sequence[int] = (1,),
+          threads=None) -> dict:
+    """The manifest's ``engines`` and ``engine_choice`` for an offline model that will serve ``batches``,
+    writing an OpenVINO compiled model beside ``final_path`` for each batch size OpenVINO serves (and
+    removing those of earlier builds). ``ort_model``: the saved ONNX Runtime model to time against (the
+    offline model, before its rename)."""
     from stages.backends.runners import OrtRunner
     from stages.common.atomic import remove_orphans, temporary
     from stages.common.hashing import sha256_file
@@ -82,21 +101,20 @@ def build(onnx_path, ort_model, final_path, *, choice: str, precision: str, thre
 
     if choice not in CHOICES:
         raise StageError(f"CPU_ENGINE={choice!r} is not one of {', '.join(CHOICES)}")
-    blob = openvino_path(final_path)
-    remove_orphans(blob)
+    batches = sorted(set(int(b) for b in batches))
+    for old in openvino_files(final_path):
+        old.unlink()  # an earlier build's: never left to look current
     ort_engine = {"runtime": ONNXRUNTIME, "version": ort.__version__, "path": str(final_path)}
     decided = {"asked": choice}
 
     def onnxruntime_only(reason: str) -> dict:
-        if blob.exists():
-            blob.unlink()  # a stale one would not be used, and must not look current
         return {"engines": [dict(ort_engine, batches="all")], "engine_choice": dict(decided, chosen=ONNXRUNTIME,
                                                                                      reason=reason)}
 
     if choice == ONNXRUNTIME:
         return onnxruntime_only("CPU_ENGINE=onnxruntime")
     if precision != "fp32":
-        return onnxruntime_only(f"{precision}: ONNX Runtime's int8 kernels were faster at every batch")
+        return onnxruntime_only(f"{precision}: OpenVINO has no form of these int8 weights")
     from stages.backends.openvino import loader
     from stages.backends.openvino.runner import OpenVinoRunner
 
@@ -108,62 +126,78 @@ def build(onnx_path, ort_model, final_path, *, choice: str, precision: str, thre
     word_len = ort_runner.word_len
     if word_len is None:
         raise StageError(f"{onnx_path}: word_len axis is not static; export with a fixed WORD_LEN")
-    shape = [OPENVINO_BATCH, word_len, ort_runner.input_shape[2]]
-    tmp = temporary(blob)
+    served, rates, models = [], {}, []
     try:
-        loader.export_compiled(onnx_path, tmp, shape=shape, threads=threads)
-        reason = "CPU_ENGINE=openvino"
-        if choice == "auto":
-            from stages.graph.export import example_ids
-
-            ov_runner = OpenVinoRunner.imported(tmp, threads=threads)
-            rates = probe({ONNXRUNTIME: ort_runner, OPENVINO: ov_runner}, example_ids(OPENVINO_BATCH, word_len))
-            del ov_runner
-            decided.update(batch=OPENVINO_BATCH, rounds=PROBE_ROUNDS, sentences_per_s=rates,
-                           threads=threads or "all cores", cpu=_cpu()["model"])
-            if rates[OPENVINO] <= rates[ONNXRUNTIME]:
-                return onnxruntime_only(f"batch {OPENVINO_BATCH}: ONNX Runtime {rates[ONNXRUNTIME]} sentences/s, "
-                                        f"OpenVINO {rates[OPENVINO]}")
-            reason = f"batch {OPENVINO_BATCH}: OpenVINO {rates[OPENVINO]} sentences/s, ONNX Runtime {rates[ONNXRUNTIME]}"
-        os.replace(tmp, blob)
+        for batch in batches:
+            blob = openvino_path(final_path, batch)
+            remove_orphans(blob)
+            tmp = temporary(blob)
+            try:
+                shape = [batch, word_len, ort_runner.input_shape[2]]
+                loader.export_compiled(onnx_path, tmp, shape=shape, threads=threads)
+                if choice == "auto":
+                    ov_runner = OpenVinoRunner.imported(tmp, threads=threads)
+                    rates[batch] = probe({ONNXRUNTIME: ort_runner, OPENVINO: ov_runner}, _batch_ids(batch, word_len))
+                    del ov_runner
+                    if rates[batch][OPENVINO] <= rates[batch][ONNXRUNTIME]:
+                        continue
+                os.replace(tmp, blob)
+            finally:
+                if tmp.exists():
+                    tmp.unlink()
+            served.append(batch)
+            models.append({"batch": batch, "path": str(blob), "input_shape": shape, "size": blob.stat().st_size,
+                           "sha256": sha256_file(blob)})
     finally:
         del ort_runner
-        if tmp.exists():
-            tmp.unlink()
-    ov_engine = {"runtime": OPENVINO, "version": loader.version(), "path": str(blob), "batches": [OPENVINO_BATCH],
-                 "input_shape": shape, "inference_precision": "f32", "size": blob.stat().st_size,
-                 "sha256": sha256_file(blob), "cpu": _cpu()}
-    return {"engines": [ov_engine, dict(ort_engine, batches="others")],
-            "engine_choice": dict(decided, chosen=OPENVINO, reason=reason)}
+    if choice == "auto":
+        decided.update(rounds=PROBE_ROUNDS, threads=threads or "all cores", cpu=_cpu()["model"],
+                       sentences_per_s={str(b): r for b, r in rates.items()})
+    reason = "CPU_ENGINE=openvino" if choice == OPENVINO else "the faster at each batch size in make om's probe"
+    if not served:
+        return onnxruntime_only(reason)
+    ov_engine = {"runtime": OPENVINO, "version": loader.version(), "batches": served, "inference_precision": "f32",
+                 "models": models, "cpu": _cpu()}
+    rest = [dict(ort_engine, batches="others")]
+    return {"engines": [ov_engine, *rest], "engine_choice": dict(decided, chosen=OPENVINO, reason=reason)}
 
 
 class ByBatchRunner:
-    """An offline model whose batch sizes are served by different runtimes (the manifest's ``engines``).
+    """An offline model whose batch sizes are served by different models (the manifest's ``engines``):
+    ONNX Runtime's, and OpenVINO's compiled one per batch size.
 
-    It holds one runtime's model at a time: a call at a batch size served by the other frees the one
-    held and loads the other (seconds; perf's warm-up takes it, untimed), so memory holds one copy of
-    the weights, not two."""
+    It holds one model at a time: a call at a batch size another serves frees the one held and loads
+    that one (ONNX Runtime's in seconds, an OpenVINO file in a fraction of one; perf's warm-up takes
+    it, untimed), so memory holds one copy of the weights, not one per batch size."""
 
     def __init__(self, routes: Dict[int, tuple], default: tuple, input_shape, name: str, first_batch: int = 1):
         """``routes``: batch size -> (runtime, loader); ``default``: (runtime, loader) for the others."""
         self.routes, self.default, self.name = routes, default, name
         self.input_shape = list(input_shape)
-        self.held: Optional[str] = None
+        self.held: Optional[tuple] = None
         self.current = None
         self.runner_for(first_batch)
 
+    def _route(self, batch: int) -> tuple:
+        return (self.routes[batch][0], batch) if batch in self.routes else (self.default[0], None)
+
     def runtime_for(self, batch: int) -> str:
-        return self.routes.get(batch, self.default)[0]
+        return self._route(batch)[0]
+
+    @property
+    def held_runtime(self) -> Optional[str]:
+        return self.held[0] if self.held else None
 
     def runner_for(self, batch: int):
-        runtime, load = self.routes.get(batch, self.default)
-        if runtime != self.held:
+        route = self._route(batch)
+        if route != self.held:
             self.current = None
             gc.collect()
             from stages.common.memory import give_back_memory
 
             give_back_memory()
-            self.current, self.held = load(), runtime
+            load = self.routes[batch][1] if batch in self.routes else self.default[1]
+            self.current, self.held = load(), route
         return self.current
 
     @property
@@ -180,28 +214,34 @@ class ByBatchRunner:
         return self.runner_for(len(inputs["input"])).infer(inputs)
 
 
-def _checked_openvino(engine: dict, manifest_path: Path) -> Path:
-    """The batch-1 OpenVINO model of a manifest, refused with one line where this host cannot use it."""
+def _checked_openvino(engine: dict, manifest_path: Path) -> Dict[int, Path]:
+    """``{batch: file}`` of a manifest's OpenVINO models, refused with one line where this host cannot
+    use them."""
     from stages.backends.openvino import loader
 
-    blob = manifest_path.with_name(Path(engine["path"]).name)  # beside the model, wherever it was mounted
     fix = "rebuild it here with make om (or CPU_ENGINE=onnxruntime)"
     if not loader.available():
-        raise StageError(f"{manifest_path}: batch 1 runs on OpenVINO, which is not installed in this Python; {fix}")
-    if loader.version() != engine["version"]:
-        raise StageError(f"{blob}: compiled by OpenVINO {engine['version']}, this Python has {loader.version()}; {fix}")
-    here = _cpu()
-    if set(engine["cpu"]["isa_flags"]) != set(here["isa_flags"]):
-        raise StageError(f"{blob}: compiled on a CPU with other ISA extensions ({engine['cpu']['model']}: "
-                         f"{' '.join(engine['cpu']['isa_flags'])}; here: {' '.join(here['isa_flags'])}); {fix}")
-    if not blob.is_file() or blob.stat().st_size != engine["size"]:
-        raise StageError(f"{blob}: missing or not the file its manifest {manifest_path} describes; {fix}")
-    return blob
+        raise StageError(f"{manifest_path}: OpenVINO serves batch {', '.join(map(str, engine['batches']))} and is "
+                         f"not installed in this Python; {fix}")
+    files = {}
+    for model in engine["models"]:
+        blob = manifest_path.with_name(Path(model["path"]).name)  # beside the model, wherever it was mounted
+        if loader.version() != engine["version"]:
+            raise StageError(f"{blob}: compiled by OpenVINO {engine['version']}, this Python has "
+                             f"{loader.version()}; {fix}")
+        here = _cpu()
+        if set(engine["cpu"]["isa_flags"]) != set(here["isa_flags"]):
+            raise StageError(f"{blob}: compiled on a CPU with other ISA extensions ({engine['cpu']['model']}: "
+                             f"{' '.join(engine['cpu']['isa_flags'])}; here: {' '.join(here['isa_flags'])}); {fix}")
+        if not blob.is_file() or blob.stat().st_size != model["size"]:
+            raise StageError(f"{blob}: missing or not the file its manifest {manifest_path} describes; {fix}")
+        files[int(model["batch"])] = blob
+    return files
 
 
 def load_offline(path, *, threads=None, name: str = "onnxruntime", first_batch: int = 1, **ort_options):
     """A runner for a cpu offline model: ONNX Runtime's, or a ``ByBatchRunner`` where its manifest
-    gives batch 1 to OpenVINO. ``ort_options`` go to ``OrtRunner.load``."""
+    gives batch sizes to OpenVINO. ``ort_options`` go to ``OrtRunner.load``."""
     import json
 
     from stages.backends.runners import OrtRunner
@@ -216,9 +256,10 @@ def load_offline(path, *, threads=None, name: str = "onnxruntime", first_batch: 
         return load_ort()
     from stages.backends.openvino.runner import OpenVinoRunner
 
-    blob = _checked_openvino(openvino[0], manifest_path)
-    load_openvino = lambda: OpenVinoRunner.imported(blob, threads=threads, name=name)  # noqa: E731
-    routes = {batch: (OPENVINO, load_openvino) for batch in openvino[0]["batches"]}
+    def loader_of(blob):
+        return lambda: OpenVinoRunner.imported(blob, threads=threads, name=name)
+
+    routes = {batch: (OPENVINO, loader_of(blob)) for batch, blob in _checked_openvino(openvino[0], manifest_path).items()}
     return ByBatchRunner(routes, (ONNXRUNTIME, load_ort), manifest["input_shape"], name, first_batch=first_batch)
 
 
