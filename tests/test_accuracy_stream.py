@@ -51,6 +51,7 @@ def _old_worst(raws, lengths, count=16):
 def whole_corpus(data, outputs_dir, onnx, source_json, model, batched, threads=2):
     """Raw per-sentence and per-token values of every comparison, the worst sentences and the
     padding maximum, computed as the stage did before it streamed."""
+    from stages.backends.engines import load_offline
     from stages.backends.infer import read_outputs
     from stages.backends.runners import OrtRunner, infer_all
     from stages.reports.metrics import compare
@@ -71,7 +72,8 @@ def whole_corpus(data, outputs_dir, onnx, source_json, model, batched, threads=2
             "pytorch-unpadded": compare(real(outputs), torch_out)}
     padding = [outputs]
     if batched:
-        out = infer_all(OrtRunner.load(model, threads=threads, optimize=False), ids, batch_size=batched)
+        # The runtime the model's manifest names for that batch size, as the stage runs it.
+        out = infer_all(load_offline(model, threads=threads, first_batch=batched), ids, batch_size=batched)
         raws[f"onnxruntime-fp32 (target batch {batched})"] = compare(real(out), real(onnx_out))
         padding.append(out)
     padding_max = max(float(max((np.abs(o[i, n:]).max() if n < word_len else 0.0) for i, n in enumerate(lengths)))
@@ -271,6 +273,7 @@ def test_the_batched_check_runs_on_a_stratified_sample(judged, tmp_path):
     """--batched-sample N: the target at the largest batch runs on N of the judged sentences (every
     length), with the whole-corpus figures for exactly those sentences; the references' rows are
     judged in full, and a sentence outside the sample is never ranked by the batched row."""
+    from stages.backends.engines import load_offline
     from stages.backends.infer import read_outputs
     from stages.backends.runners import OrtRunner, infer_all
     from stages.reports.accuracy import stratified_sample
