@@ -39,8 +39,8 @@ DATASET ?= auto
 DATASET_DIR ?=
 ## PRECISION   cpu offline model: fp32 | int8 (dynamic int8 MatMul weights)
 PRECISION ?= fp32
-## CPU_ENGINE  cpu fp32: which runtime serves each batch size: auto (make om times ONNX Runtime and OpenVINO
-##             here at each size of BATCH and keeps the faster; the manifest says which) | onnxruntime | openvino
+## CPU_ENGINE  cpu: which runtime serves each batch size: auto (make om times ONNX Runtime and OpenVINO (int8:
+##             + NNCF) here at each size of BATCH and keeps the faster; the manifest says which) | onnxruntime | openvino
 CPU_ENGINE ?= auto
 ## CPU_VARIANTS  cpu precisions make perf times side by side, each judged by the gate
 CPU_VARIANTS ?= fp32 int8
@@ -430,11 +430,10 @@ $(SIM_ONNX): $(ONNX) $(CODE_SIMPLIFY)
 	$(RUN_EXPORT) simplify $(call in,$<) $(call in,$@)
 
 ifeq ($(TARGET),cpu)
-$(call om_for,%): $(SIM_ONNX) $(CODE_COMPILE)
+# A new CPU_ENGINE or batch list (the sizes make om times each runtime at) rebuilds them.
+$(call om_for,%): $(SIM_ONNX) $(CODE_COMPILE) $(ENGINE_STAMP)
 	$(RUN_EXPORT) compile --target cpu --model $(call in,$<) --out $(call in,$@) --precision $* --threads $(THREADS) \
-	  --engine $(if $(filter fp32,$*),$(CPU_ENGINE),onnxruntime) --batch '$(OM_BATCHES)'
-# Only fp32 has a choice of engine: a new CPU_ENGINE or batch list rebuilds it alone.
-$(call om_for,fp32): $(ENGINE_STAMP)
+	  --engine $(CPU_ENGINE) --batch '$(OM_BATCHES)'
 
 $(call run_outputs,%)/summary.json: $(call om_for,%) $(DATA_MANIFEST) $(CODE_INFER)
 	$(RUN_RUNTIME) infer --target cpu --model $(call in,$<) --input $(call in,$(DATA_DIR))/bin \

@@ -151,7 +151,7 @@ def test_an_exported_model_refuses_another_shape(fixture_onnx, ids, tmp_path):
         runner.infer({"input": ids})
 
 
-def test_int8_and_onnxruntime_leave_no_openvino_model(fixture_onnx, tmp_path):
+def test_onnxruntime_leaves_no_openvino_model(fixture_onnx, tmp_path):
     out = tmp_path / "elmo_fp32.ort.onnx"
     _compile(fixture_onnx, out)
     assert engines.openvino_path(out, 1).is_file()
@@ -159,10 +159,27 @@ def test_int8_and_onnxruntime_leave_no_openvino_model(fixture_onnx, tmp_path):
     assert not engines.openvino_files(out)
     assert manifest["engines"] == [dict(manifest["engines"][0], runtime="onnxruntime", batches="all")]
     assert isinstance(engines.load_offline(out, threads=1), OrtRunner)
-    int8 = tmp_path / "elmo_int8.ort.onnx"
-    manifest = _compile(fixture_onnx, int8, precision="int8", engine="auto")
-    assert manifest["engine_choice"]["chosen"] == "onnxruntime" and "int8" in manifest["engine_choice"]["reason"]
-    assert not engines.openvino_files(int8)
+
+
+def test_int8_on_openvino_runs_nncf_int8_weights(fixture_onnx, ids, tmp_path):
+    """The int8 model's OpenVINO form: NNCF's int8 weights, OpenVINO's default activations; close to
+    float32 as the int8 model is, padding exactly zero."""
+    pytest.importorskip("nncf")
+    from stages.reports.metrics import cosine
+
+    out = tmp_path / "elmo_int8.ort.onnx"
+    manifest = _compile(fixture_onnx, out, precision="int8")
+    (ov_engine, rest) = manifest["engines"]
+    assert ov_engine["batches"] == [1] and "INT8_ASYM" in ov_engine["weights_form"]
+    assert ov_engine["setting"] == "default" and ov_engine["inference_precision"] in ("f32", "bf16", "f16")
+    assert rest["runtime"] == "onnxruntime" and rest["batches"] == "others"
+    runner = engines.load_offline(out, threads=1)
+    single = np.concatenate([runner.infer({"input": ids[i : i + 1]})["output"] for i in range(len(ids))])
+    want = OrtRunner.load(fixture_onnx, threads=1).infer({"input": ids})["output"]
+    real = ids.sum(-1) > 0
+    assert cosine(single[real], want[real]).min() >= 0.999 and not single[~real].any()
+    manifest = _compile(fixture_onnx, out, precision="int8", engine="onnxruntime")
+    assert not engines.openvino_files(out) and manifest["engine_choice"]["chosen"] == "onnxruntime"
 
 
 @pytest.mark.parametrize("change, message", [
@@ -200,7 +217,11 @@ def test_a_host_without_openvino_is_told_how_to_go_on(fixture_onnx, tmp_path, mo
 
     out = tmp_path / "elmo_fp32.ort.onnx"
     _compile(fixture_onnx, out)
+    def missing(what="openvino"):
+        raise StageError(f"{what} is not installed in this Python")
+
     monkeypatch.setattr(loader, "available", lambda: False)
+    monkeypatch.setattr(loader, "require", missing)
     with pytest.raises(StageError, match="OpenVINO serves batch 1 and is not installed in this Python; "
                                          r"rebuild it here with make om \(or CPU_ENGINE=onnxruntime\)"):
         engines.load_offline(out, threads=1)

@@ -66,11 +66,13 @@ def test_perf_report(first_run):
         assert m["best_vs_baseline_batch1"] > 0
     assert gates[("baseline", "fp32")] == "reference"
     assert report["peak_rss_mb"]["onnxruntime_variants"] > 0 and report["peak_rss_mb"]["pytorch_worker"] > 0
-    # Which runtime serves each batch size of the fp32 model: make om's probe decided, its manifest says.
-    (fp32_model,) = artifacts.glob("om/cpu/*/*_fp32.ort.onnx")
-    engines = json.loads(Path(f"{fp32_model}.json").read_text())["engines"]
-    openvino_batches = {b for e in engines if e["runtime"] == "openvino" for b in e["batches"]}
-    assert "onnxruntime" in summary["fp32"]["engines"] and summary["int8"]["engines"].startswith("every batch: onnxruntime")
+    # Which runtime serves each batch size of each model: make om's probe decided, its manifest says.
+    openvino_batches = {}
+    for precision in ("fp32", "int8"):
+        (model,) = artifacts.glob(f"om/cpu/*/*_{precision}.ort.onnx")
+        engines = json.loads(Path(f"{model}.json").read_text())["engines"]
+        openvino_batches[precision] = {b for e in engines if e["runtime"] == "openvino" for b in e["batches"]}
+        assert ("openvino" in summary[precision]["engines"]) == bool(openvino_batches[precision])
     for r in report["results"]:
         assert r["iterations"] >= 1 and r["sentences_per_s"] > 0
         assert r["latency_ms"]["p50"] <= r["latency_ms"]["p90"] <= r["latency_ms"]["p99"]
@@ -83,7 +85,7 @@ def test_perf_report(first_run):
         elif r["precision"] == "int8":
             assert roof["ceiling"] == "int8" and roof["ceiling_gop_per_s"] == report["machine"]["int8_gemm_gop_per_s"]
         assert kernel["name"] and kernel["source"]
-        if r["kind"] == "peer" or r["kind"] == "target" and r["batch"] in openvino_batches:
+        if r["kind"] == "peer" or r["kind"] in ("target", "variant") and r["batch"] in openvino_batches[r["precision"]]:
             # OpenVINO's: measured, read from the compiled model's runtime graph
             assert kernel["runtime"] == "openvino" and kernel["ops"] and "runtime graph" in kernel["source"]
         elif r["kind"] != "pytorch":
@@ -95,9 +97,10 @@ def test_perf_report(first_run):
     if not machine["isa"]["bf16"]:
         assert bf16["gop_per_s"] is None and "no bf16 path" in bf16["reason"]
     assert machine["cpu"] and machine["cpu_arch"] and set(machine["runtimes"]) >= {"onnxruntime", "openvino"}
-    int8_rows = [r for r in report["results"] if r["kind"] == "variant"]
+    int8_rows = [r for r in report["results"] if r["kind"] == "variant" and r["batch"] not in openvino_batches["int8"]]
     assert {r["batch"]: r["kernel"]["name"].split(",")[0] for r in int8_rows} == \
-        {1: "MLAS SQNBitGemm 8-bit blocks", 4: "MLAS QGEMM u8s8"}
+        {b: k for b, k in {1: "MLAS SQNBitGemm 8-bit blocks", 4: "MLAS QGEMM u8s8"}.items()
+         if b not in openvino_batches["int8"]}
     for m in report["summary"]:
         assert m["ceiling"] and m["best_fraction_of_floor"] > 0 and m["kernels"]
     md = (artifacts / "reports" / "perf.md").read_text()

@@ -12,8 +12,9 @@ vector; OpenVINO f32 ran it at 1.10x ONNX Runtime on an Intel Xeon (AVX-512), le
 on an AMD EPYC with AVX2 only (0.96-1.04x over six ``make perf`` runs), where ONNX
 Runtime was ahead at batch 32; on an AMD EPYC with AVX-512 OpenVINO led at every
 batch (1.06-1.26x, one run). So ``auto`` times both at each batch size the model will
-serve, alternating, and OpenVINO serves the sizes where it was faster. int8 stays
-on ONNX Runtime: no OpenVINO form of its weights passes for the same model.
+serve, alternating, and OpenVINO serves the sizes where it was faster. The int8
+model does the same with OpenVINO + NNCF int8 weights: at batch 1 ONNX Runtime's
+MatMulNBits GEMV ran 1.2-1.5x that on the AVX2 EPYC, 0.83-0.99x on the AVX-512 one.
 """
 from __future__ import annotations
 
@@ -26,9 +27,14 @@ from typing import Callable, Dict, List, Optional, Sequence
 import numpy as np
 
 from stages.common.errors import StageError
+from stages.common.progress import step
 
 CHOICES = ("auto", "onnxruntime", "openvino")
 ONNXRUNTIME, OPENVINO = "onnxruntime", "openvino"
+# The OpenVINO form of each precision: (loader setting, weights). int8: NNCF's int8 weights (INT8_ASYM per
+# channel) with OpenVINO's default activations (bf16 where the CPU has it, else f32, with its own dynamic
+# int8 quantization of activations for the compressed MatMuls), judged by the same gate as ONNX Runtime's.
+OPENVINO_FORMS = {"fp32": ("f32", "float32 weights"), "int8": ("default", "NNCF int8 weights")}
 # Per runtime, batch size and round; at full size the probe over batches 1-32 takes about a minute.
 PROBE_ROUNDS, PROBE_SECONDS = 6, 0.5
 
@@ -113,20 +119,30 @@ def build(onnx_path, ort_model, final_path, *, choice: str, precision: str, batc
 
     if choice == ONNXRUNTIME:
         return onnxruntime_only("CPU_ENGINE=onnxruntime")
-    if precision != "fp32":
-        return onnxruntime_only(f"{precision}: OpenVINO has no form of these int8 weights")
+    if precision not in OPENVINO_FORMS:
+        return onnxruntime_only(f"{precision}: OpenVINO has no form of this model")
     from stages.backends.openvino import loader
     from stages.backends.openvino.runner import OpenVinoRunner
 
-    if not loader.available():
-        if choice == OPENVINO:
-            loader.require()  # its one-line error: how to install it
-        return onnxruntime_only("OpenVINO is not installed in this Python")
+    needs = ("openvino", "nncf") if precision == "int8" else ("openvino",)
+    for module in needs:
+        try:
+            loader.require(module)
+        except StageError:
+            if choice == OPENVINO:
+                raise  # its one-line error: how to install it
+            return onnxruntime_only(f"{'NNCF' if module == 'nncf' else 'OpenVINO'} is not installed in this Python")
+    setting, form = OPENVINO_FORMS[precision]
+    if precision == "int8":
+        with step("compile: NNCF compresses the weights to int8 for OpenVINO"):
+            source, form = loader.compress_int8(onnx_path)
+    else:
+        source = loader.read_model(onnx_path)
     ort_runner = OrtRunner.load(ort_model, threads=threads, optimize=False)
     word_len = ort_runner.word_len
     if word_len is None:
         raise StageError(f"{onnx_path}: word_len axis is not static; export with a fixed WORD_LEN")
-    served, rates, models = [], {}, []
+    served, rates, models, computes = [], {}, [], None
     try:
         for batch in batches:
             blob = openvino_path(final_path, batch)
@@ -134,9 +150,9 @@ def build(onnx_path, ort_model, final_path, *, choice: str, precision: str, batc
             tmp = temporary(blob)
             try:
                 shape = [batch, word_len, ort_runner.input_shape[2]]
-                loader.export_compiled(onnx_path, tmp, shape=shape, threads=threads)
+                computes = loader.export_compiled(source, tmp, shape=shape, setting=setting, threads=threads)
                 if choice == "auto":
-                    ov_runner = OpenVinoRunner.imported(tmp, threads=threads)
+                    ov_runner = OpenVinoRunner.imported(tmp, threads=threads, precision=computes)
                     rates[batch] = probe({ONNXRUNTIME: ort_runner, OPENVINO: ov_runner}, _batch_ids(batch, word_len))
                     del ov_runner
                     if rates[batch][OPENVINO] <= rates[batch][ONNXRUNTIME]:
@@ -149,15 +165,15 @@ def build(onnx_path, ort_model, final_path, *, choice: str, precision: str, batc
             models.append({"batch": batch, "path": str(blob), "input_shape": shape, "size": blob.stat().st_size,
                            "sha256": sha256_file(blob)})
     finally:
-        del ort_runner
+        del ort_runner, source
     if choice == "auto":
         decided.update(rounds=PROBE_ROUNDS, threads=threads or "all cores", cpu=_cpu()["model"],
                        sentences_per_s={str(b): r for b, r in rates.items()})
     reason = "CPU_ENGINE=openvino" if choice == OPENVINO else "the faster at each batch size in make om's probe"
     if not served:
         return onnxruntime_only(reason)
-    ov_engine = {"runtime": OPENVINO, "version": loader.version(), "batches": served, "inference_precision": "f32",
-                 "models": models, "cpu": _cpu()}
+    ov_engine = {"runtime": OPENVINO, "version": loader.version(), "batches": served, "weights_form": form,
+                 "setting": setting, "inference_precision": computes, "models": models, "cpu": _cpu()}
     rest = [dict(ort_engine, batches="others")]
     return {"engines": [ov_engine, *rest], "engine_choice": dict(decided, chosen=OPENVINO, reason=reason)}
 
@@ -256,8 +272,10 @@ def load_offline(path, *, threads=None, name: str = "onnxruntime", first_batch: 
         return load_ort()
     from stages.backends.openvino.runner import OpenVinoRunner
 
+    computes = openvino[0].get("inference_precision") or "f32"
+
     def loader_of(blob):
-        return lambda: OpenVinoRunner.imported(blob, threads=threads, name=name)
+        return lambda: OpenVinoRunner.imported(blob, threads=threads, precision=computes, name=name)
 
     routes = {batch: (OPENVINO, loader_of(blob)) for batch, blob in _checked_openvino(openvino[0], manifest_path).items()}
     return ByBatchRunner(routes, (ONNXRUNTIME, load_ort), manifest["input_shape"], name, first_batch=first_batch)

@@ -113,19 +113,22 @@ def version() -> str:
     return require().__version__.split("-")[0]
 
 
-def export_compiled(onnx_path, out_path, *, shape, threads=None) -> None:
-    """The simplified ONNX compiled in float32 for the static ``shape``, exported to ``out_path``."""
-    model = read_model(onnx_path)
+def export_compiled(model, out_path, *, shape, setting: str = "f32", threads=None) -> str:
+    """``model`` (an ``ov.Model``, reshaped in place, or a path) compiled with ``setting`` for the static
+    ``shape`` and exported to ``out_path``; returns the precision it computes in (``f32``, ``bf16``)."""
+    ov = require()
+    if not isinstance(model, ov.Model):
+        model = read_model(model)
     model.reshape({model.input(0).get_any_name(): list(shape)})
-    compiled = compile_model(model, setting="f32", threads=threads)
-    del model
+    compiled = compile_model(model, setting=setting, threads=threads)
     with open(out_path, "wb") as out:
         out.write(compiled.export_model().getbuffer())
+    return inference_precision(compiled)
 
 
-def import_compiled(path, *, threads=None):
-    """An exported compiled model back on the CPU: ``(compiled, mapping)``; keep ``mapping`` as long as
-    ``compiled``. The file is mapped, not read: a read copy of the weights (0.37 GB at full size) would
+def import_compiled(path, *, threads=None, precision: str = "f32"):
+    """An exported compiled model back on the CPU, computing in ``precision`` as it was compiled to:
+    ``(compiled, mapping)``; keep ``mapping`` as long as ``compiled``. The file is mapped, not read: a read copy of the weights (0.37 GB at full size) would
     sit beside the compiled model's own while it loads."""
     import mmap
 
@@ -135,7 +138,7 @@ def import_compiled(path, *, threads=None):
     path = Path(path)
     if not path.is_file():
         raise StageError(f"{path}: not found; the offline model's manifest names it: rebuild with make om")
-    config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32"}
+    config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": precision}
     if threads:
         config["INFERENCE_NUM_THREADS"] = int(threads)
     with open(path, "rb") as handle:

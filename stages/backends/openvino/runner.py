@@ -47,11 +47,13 @@ class OpenVinoRunner:
         return cls(path, **kwargs)
 
     @classmethod
-    def imported(cls, path, *, threads: Optional[int] = None, name: str = "openvino") -> "OpenVinoRunner":
-        """An exported compiled model: it serves its one static shape and refuses others."""
+    def imported(cls, path, *, threads: Optional[int] = None, precision: str = "f32",
+                 name: str = "openvino") -> "OpenVinoRunner":
+        """An exported compiled model (computing in ``precision``, as compiled): it serves its one static
+        shape and refuses others."""
         runner = cls.__new__(cls)
-        runner.path, runner.setting, runner.threads, runner.static, runner.name = Path(path), "f32", threads, True, name
-        runner.compiled, runner._mapping = loader.import_compiled(path, threads=threads)
+        runner.path, runner.setting, runner.threads, runner.static, runner.name = Path(path), precision, threads, True, name
+        runner.compiled, runner._mapping = loader.import_compiled(path, threads=threads, precision=precision)
         runner.input_shape = [int(d) for d in runner.compiled.input(0).get_shape()]
         runner.shape = tuple(runner.input_shape)
         runner.request = runner.compiled.create_infer_request()
