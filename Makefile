@@ -293,7 +293,9 @@ JUDGE_SETTINGS := $(TARGET) $(RUNNER) $(SENTENCE_COS_MIN) $(TOKEN_COS_MIN) $(LAR
 ifneq ($(and $(filter accuracy perf all locate,$(MAKECMDGOALS)),$(if $(BUCKETED),,yes)),)
 $(shell mkdir -p $(REPORTS) && { [ "$$(cat $(REPORT_STAMP) 2>/dev/null)" = "$(REPORT_SETTINGS)" ] || echo "$(REPORT_SETTINGS)" > $(REPORT_STAMP); })
 $(shell { [ "$$(cat $(JUDGE_STAMP) 2>/dev/null)" = "$(JUDGE_SETTINGS)" ] || echo "$(JUDGE_SETTINGS)" > $(JUDGE_STAMP); })
-$(if $(filter cpu,$(TARGET)),$(shell mkdir -p $(OM_DIR) && { [ "$$(cat $(ENGINE_STAMP) 2>/dev/null)" = "$(CPU_ENGINE) $(OM_BATCHES)" ] || echo "$(CPU_ENGINE) $(OM_BATCHES)" > $(ENGINE_STAMP); }))
+endif
+ifneq ($(and $(filter cpu,$(TARGET)),$(filter om infer accuracy perf all locate,$(MAKECMDGOALS))),)
+$(shell mkdir -p $(OM_DIR) && { [ "$$(cat $(ENGINE_STAMP) 2>/dev/null)" = "$(CPU_ENGINE) $(OM_BATCHES)" ] || echo "$(CPU_ENGINE) $(OM_BATCHES)" > $(ENGINE_STAMP); })
 endif
 
 # Each artifact also depends on the code that makes it, so a changed stage

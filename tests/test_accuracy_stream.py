@@ -296,7 +296,7 @@ def test_the_batched_check_runs_on_a_stratified_sample(judged, tmp_path):
     ids = np.concatenate([read_bin(j["data"] / "bin" / f"{i}.bin", manifest["word_len"]) for i in picked])
     # Batches form within each chunk of 32 (dynamic int8 scales each batch by its own range,
     # so the batch mates matter).
-    target = OrtRunner.load(j["models"]["int8"], threads=2, optimize=False)
+    target = load_offline(j["models"]["int8"], threads=2, first_batch=4)  # the runtimes its manifest names
     out = np.concatenate([infer_all(target, ids[(picked >= start) & (picked < start + 32)], batch_size=4)
                           for start in range(0, 199, 32) if ((picked >= start) & (picked < start + 32)).any()])
     ref = infer_all(OrtRunner.load(j["onnx"], threads=2), ids, batch_size=64)

@@ -99,9 +99,10 @@ def test_perf_json_has_peer_rows_with_verdicts(first_run):
     assert "Against the peers" in md and "exact fp32" in md and "openvino" in md
 
 
-def _perf_command(artifacts: Path, out: Path, *extra, precision: str = "fp32") -> list:
+def _perf_command(artifacts: Path, out: Path, *extra, model=None) -> list:
     paths = _tiny_paths(artifacts)
-    (model,) = artifacts.glob(f"om/cpu/*/elmo_w8_dyn_{precision}.ort.onnx")
+    if model is None:
+        (model,) = artifacts.glob("om/cpu/*/elmo_w8_dyn_fp32.ort.onnx")
     return [sys.executable, "-m", "stages", "perf", "--model", str(model), "--onnx", str(paths["sim"]),
             "--data", str(paths["data"]), "--weights-source", str(paths["source"]), "--batch", "1",
             "--seconds", "0.05", "--rounds", "1", "--threads", "2", "--no-torch", "--no-progress",
@@ -135,9 +136,15 @@ def test_missing_openvino_is_one_line_when_asked_for(first_run, tmp_path):
         assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
         assert lines[0].startswith("error: ") and "not installed" in lines[0] and "PERF_PEERS=none" in lines[0]
     assert not (tmp_path / "out" / "perf.json").exists() and not (tmp_path / "x.ov").exists()
-    # auto where it is missing: no peers, said once, and the run goes on (on a model ONNX Runtime serves
-    # alone: int8 always is; an fp32 model whose batch 1 make om gave OpenVINO is refused in one line).
-    done = subprocess.run(_perf_command(first_run[0], tmp_path / "auto", "--peers", "auto", precision="int8"),
+    # auto where it is missing: no peers, said once, and the run goes on (on a model built where OpenVINO
+    # is missing too, which ONNX Runtime serves alone: a model with OpenVINO's is refused, tests/test_engines.py).
+    alone = tmp_path / "elmo_w8_dyn_fp32.ort.onnx"
+    done = subprocess.run([sys.executable, "-m", "stages", "compile", "--target", "cpu", "--model", str(sim),
+                           "--out", str(alone), "--engine", "auto"], cwd=REPO, capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(Path(f"{alone}.json").read_text())["engine_choice"]["reason"] == \
+        "OpenVINO is not installed in this Python"
+    done = subprocess.run(_perf_command(first_run[0], tmp_path / "auto", "--peers", "auto", model=alone),
                           cwd=REPO, capture_output=True, text=True, env=env)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "OpenVINO is not installed here; no peers are timed" in done.stderr
