@@ -308,7 +308,7 @@ CODE_DATA := $(call code,sources/data sources/dataset_source elmo/charids common
 CODE_EXPORT := $(CODE_MODEL) $(call code,graph/export graph/onnx_info)
 CODE_SIMPLIFY := $(call code,graph/simplify graph/onnx_info)
 ASCEND_CODE = $(addprefix stages/backends/ascend/,$(addsuffix .py,$(1)))
-CODE_ENGINES := $(call code,backends/engines backends/openvino/loader backends/openvino/runner)
+CODE_ENGINES := $(call code,backends/engines backends/openvino/loader backends/openvino/runner common/timing)
 CODE_COMPILE := $(call code,backends/compile graph/quantize backends/runners) $(CODE_ENGINES) \
   $(call ASCEND_CODE,target atc npu_smi host_info om_manifest)
 CODE_INFER := $(call code,backends/infer backends/runners) $(CODE_ENGINES) \
@@ -432,6 +432,10 @@ $(SIM_ONNX): $(ONNX) $(CODE_SIMPLIFY)
 	$(RUN_EXPORT) simplify $(call in,$<) $(call in,$@)
 
 ifeq ($(TARGET),cpu)
+# A new CPU_ENGINE or batch list (the sizes make om times each runtime at) rebuilds them. The stamp is
+# rewritten at parse time when they change; this rule makes it for a goal that did not (a file named directly).
+$(ENGINE_STAMP):
+	@mkdir -p $(@D) && echo "$(CPU_ENGINE) $(OM_BATCHES)" > $@
 # A new CPU_ENGINE or batch list (the sizes make om times each runtime at) rebuilds them.
 $(call om_for,%): $(SIM_ONNX) $(CODE_COMPILE) $(ENGINE_STAMP)
 	$(RUN_EXPORT) compile --target cpu --model $(call in,$<) --out $(call in,$@) --precision $* --threads $(THREADS) \

@@ -2,9 +2,9 @@
 
 * ``cpu``: an ONNX Runtime offline model: graph optimisations applied once
   and saved (``*.ort.onnx``), optionally after int8 weight quantization, so
-  start-up does no graph rewriting and what runs is what was judged. fp32
-  may also carry OpenVINO's compiled models for the batch sizes they run faster
-  here, one per batch size it serves (``engine``; stages/backends/engines.py).
+  start-up does no graph rewriting and what runs is what was judged. It may
+  also carry OpenVINO compiled models, one per batch size OpenVINO ran faster
+  here (``engine``; stages/backends/engines.py).
 * ``ascend``: atc -> ``.om`` (``stages.backends.ascend.atc``).
 
 Either way a sidecar ``<model>.json`` (schema ``elmo-om-manifest/1``) records
@@ -33,6 +33,10 @@ def compile_cpu(onnx_path, out_path, *, precision="fp32", threads=None, engine="
 
     if precision not in PRECISIONS:
         raise StageError(f"PRECISION={precision!r} is not one of {', '.join(PRECISIONS)}")
+    from stages.backends import engines
+
+    if engine not in engines.CHOICES:  # before minutes of work, not after
+        raise StageError(f"CPU_ENGINE={engine!r} is not one of {', '.join(engines.CHOICES)}")
     onnx_path, out_path = Path(onnx_path), Path(out_path)
     if not onnx_path.is_file():
         raise StageError(f"{onnx_path}: not found; run make simplify first")
@@ -54,8 +58,6 @@ def compile_cpu(onnx_path, out_path, *, precision="fp32", threads=None, engine="
             if source != onnx_path and source.exists():
                 source.unlink()
         model = onnx.load(str(tmp), load_external_data=False)
-        from stages.backends import engines
-
         with step(f"compile: which runtime serves each batch size (CPU_ENGINE={engine})"):
             served = engines.build(onnx_path, tmp, out_path, choice=engine, precision=precision, threads=threads,
                                    batches=batches)
@@ -88,10 +90,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--precision", default="fp32", help="cpu: fp32 | int8")
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--engine", default="onnxruntime",
-                        help="cpu: which runtime serves each batch size of an fp32 model: auto (timed here at each --batch) | "
+                        help="cpu: which runtime serves each batch size: auto (timed here at each --batch) | "
                              "onnxruntime | openvino")
     parser.add_argument("--batch", default="1", help="batch size(s), e.g. '1' or '1 4 8': ascend: the om's; "
-                        "cpu: where an fp32 model may run on OpenVINO")
+                        "cpu: the sizes where the model may run on OpenVINO")
     parser.add_argument("--word-len", type=int, default=8)
     parser.add_argument("--soc-version", default="", help="ascend: overrides npu-smi detection")
     parser.add_argument("--precision-mode", default="", help="ascend: atc --precision_mode")

@@ -1,7 +1,7 @@
 """Which runtime serves each batch size of the cpu target's offline model.
 
 ONNX Runtime serves every batch size from the saved offline model (``*.ort.onnx``)
-unless the fp32 model also carries OpenVINO compiled models: one per batch size
+unless the model also carries OpenVINO compiled models: one per batch size
 OpenVINO serves (``*.b<N>.openvino``, each exported for its static shape, the way
 atc writes an ``.om``). The manifest's ``engines`` says which runtime serves which
 batch sizes, and ``engine_choice`` why.
@@ -20,14 +20,15 @@ from __future__ import annotations
 
 import gc
 import os
-import time
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
+from stages.backends.runners import InputShape
 from stages.common.errors import StageError
 from stages.common.progress import step
+from stages.common.timing import timed_slot
 
 CHOICES = ("auto", "onnxruntime", "openvino")
 ONNXRUNTIME, OPENVINO = "onnxruntime", "openvino"
@@ -62,16 +63,6 @@ def _cpu() -> dict:
     return {"model": cpu_model(), "isa_flags": isa_flags()}
 
 
-def _median_rate(runner, ids: np.ndarray, seconds: float) -> float:
-    times = []
-    until = time.perf_counter() + seconds
-    while len(times) < 3 or time.perf_counter() < until:
-        started = time.perf_counter()
-        runner.infer({"input": ids})
-        times.append(time.perf_counter() - started)
-    return len(ids) / float(np.median(times))
-
-
 def probe(runners: Dict[str, object], ids: np.ndarray, *, rounds: int = PROBE_ROUNDS,
           seconds: float = PROBE_SECONDS) -> Dict[str, float]:
     """Sentences/s of each runner on ``ids``: warm, then alternating rounds (a slow patch of the machine
@@ -83,14 +74,10 @@ def probe(runners: Dict[str, object], ids: np.ndarray, *, rounds: int = PROBE_RO
     names = list(runners)
     for round_ in range(rounds):
         for name in names if round_ % 2 == 0 else names[::-1]:
-            rates[name].append(_median_rate(runners[name], ids, seconds))
+            infer = runners[name].infer
+            times = timed_slot(lambda batch: infer({"input": batch}), ids, seconds, 3)
+            rates[name].append(len(ids) / float(np.median(times)))
     return {name: round(float(np.median(values)), 3) for name, values in rates.items()}
-
-
-def _batch_ids(batch: int, word_len: int) -> np.ndarray:
-    from stages.graph.export import example_ids
-
-    return example_ids(batch, word_len)
 
 
 def build(onnx_path, ort_model, final_path, *, choice: str, precision: str, batches: Sequence[int] = (1,),
@@ -102,14 +89,18 @@ def build(onnx_path, ort_model, final_path, *, choice: str, precision: str, batc
     from stages.backends.runners import OrtRunner
     from stages.common.atomic import remove_orphans, temporary
     from stages.common.hashing import sha256_file
+    from stages.graph.export import example_ids
 
     import onnxruntime as ort
 
     if choice not in CHOICES:
         raise StageError(f"CPU_ENGINE={choice!r} is not one of {', '.join(CHOICES)}")
     batches = sorted(set(int(b) for b in batches))
-    for old in openvino_files(final_path):
-        old.unlink()  # an earlier build's: never left to look current
+    # An earlier build's OpenVINO models go, and with them the record that names them: a build stopped
+    # half way must not leave the old model's manifest routing a batch size to a new file of the same size.
+    for old in [*openvino_files(final_path), Path(f"{final_path}.json")]:
+        if old.exists():
+            old.unlink()
     ort_engine = {"runtime": ONNXRUNTIME, "version": ort.__version__, "path": str(final_path)}
     decided = {"asked": choice}
 
@@ -153,7 +144,7 @@ def build(onnx_path, ort_model, final_path, *, choice: str, precision: str, batc
                 computes = loader.export_compiled(source, tmp, shape=shape, setting=setting, threads=threads)
                 if choice == "auto":
                     ov_runner = OpenVinoRunner.imported(tmp, threads=threads, precision=computes)
-                    rates[batch] = probe({ONNXRUNTIME: ort_runner, OPENVINO: ov_runner}, _batch_ids(batch, word_len))
+                    rates[batch] = probe({ONNXRUNTIME: ort_runner, OPENVINO: ov_runner}, example_ids(batch, word_len))
                     del ov_runner
                     if rates[batch][OPENVINO] <= rates[batch][ONNXRUNTIME]:
                         continue
@@ -178,7 +169,7 @@ def build(onnx_path, ort_model, final_path, *, choice: str, precision: str, batc
     return {"engines": [ov_engine, *rest], "engine_choice": dict(decided, chosen=OPENVINO, reason=reason)}
 
 
-class ByBatchRunner:
+class ByBatchRunner(InputShape):
     """An offline model whose batch sizes are served by different models (the manifest's ``engines``):
     ONNX Runtime's, and OpenVINO's compiled one per batch size.
 
@@ -216,16 +207,6 @@ class ByBatchRunner:
             self.current, self.held = load(), route
         return self.current
 
-    @property
-    def static_batch(self) -> Optional[int]:
-        first = self.input_shape[0]
-        return first if isinstance(first, int) else None
-
-    @property
-    def word_len(self) -> Optional[int]:
-        second = self.input_shape[1]
-        return second if isinstance(second, int) else None
-
     def infer(self, inputs: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
         return self.runner_for(len(inputs["input"])).infer(inputs)
 
@@ -239,16 +220,15 @@ def _checked_openvino(engine: dict, manifest_path: Path) -> Dict[int, Path]:
     if not loader.available():
         raise StageError(f"{manifest_path}: OpenVINO serves batch {', '.join(map(str, engine['batches']))} and is "
                          f"not installed in this Python; {fix}")
+    here, flags = loader.version(), _cpu()["isa_flags"]
     files = {}
     for model in engine["models"]:
         blob = manifest_path.with_name(Path(model["path"]).name)  # beside the model, wherever it was mounted
-        if loader.version() != engine["version"]:
-            raise StageError(f"{blob}: compiled by OpenVINO {engine['version']}, this Python has "
-                             f"{loader.version()}; {fix}")
-        here = _cpu()
-        if set(engine["cpu"]["isa_flags"]) != set(here["isa_flags"]):
+        if here != engine["version"]:
+            raise StageError(f"{blob}: compiled by OpenVINO {engine['version']}, this Python has {here}; {fix}")
+        if set(engine["cpu"]["isa_flags"]) != set(flags):
             raise StageError(f"{blob}: compiled on a CPU with other ISA extensions ({engine['cpu']['model']}: "
-                             f"{' '.join(engine['cpu']['isa_flags'])}; here: {' '.join(here['isa_flags'])}); {fix}")
+                             f"{' '.join(engine['cpu']['isa_flags'])}; here: {' '.join(flags)}); {fix}")
         if not blob.is_file() or blob.stat().st_size != model["size"]:
             raise StageError(f"{blob}: missing or not the file its manifest {manifest_path} describes; {fix}")
         files[int(model["batch"])] = blob

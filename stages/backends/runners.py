@@ -74,7 +74,24 @@ def _register_shared_arena(ort) -> None:
         _registered_shared_arena = True
 
 
-class OrtRunner:
+class InputShape:
+    """``static_batch`` and ``word_len`` read from a runner's ``input_shape`` (``[B, W, 50]``; a
+    non-int axis is free)."""
+
+    input_shape: list
+
+    @property
+    def static_batch(self) -> Optional[int]:
+        first = self.input_shape[0]
+        return first if isinstance(first, int) else None
+
+    @property
+    def word_len(self) -> Optional[int]:
+        second = self.input_shape[1]
+        return second if isinstance(second, int) else None
+
+
+class OrtRunner(InputShape):
     """ONNX Runtime on a CPU session."""
 
     def __init__(self, session, name: str = "onnxruntime"):
@@ -124,16 +141,6 @@ class OrtRunner:
         except Exception as exc:  # onnxruntime raises its own untyped errors
             raise StageError(f"{path}: ONNX Runtime cannot load it ({str(exc).splitlines()[0]}); rebuild it with make om")
         return cls(session, name=name)
-
-    @property
-    def static_batch(self) -> Optional[int]:
-        first = self.input_shape[0]
-        return first if isinstance(first, int) else None
-
-    @property
-    def word_len(self) -> Optional[int]:
-        second = self.input_shape[1]
-        return second if isinstance(second, int) else None
 
     def infer(self, inputs: Arrays) -> Arrays:
         ids = np.ascontiguousarray(inputs["input"], dtype=np.int32)

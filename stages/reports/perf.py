@@ -30,6 +30,7 @@ from stages.common.memory import peak_rss_mb, rss_mb
 from stages.common.machine import cpu_model, flag_names, isa_flags, isa_summary, ort_kernel
 from stages.common.errors import StageError
 from stages.common.records import read_record
+from stages.common.timing import timed_slot
 
 SCHEMA = "elmo-perf/1"
 PUBLISHED = [
@@ -243,17 +244,6 @@ def model_cost(options, word_len: int, batch: int, weight_bytes: int) -> dict:
             "weight_bytes_without_reuse_per_sentence": float((recurrent + once) * weight_bytes / batch)}
 
 
-def timed_slot(infer: Callable[[np.ndarray], object], inputs: np.ndarray, seconds: float, min_count: int) -> list:
-    """Call ``infer`` for ``seconds`` (at least ``min_count`` times); the duration of each call."""
-    timings = []
-    slot_end = time.perf_counter() + seconds
-    while len(timings) < min_count or time.perf_counter() < slot_end:
-        started = time.perf_counter()
-        infer(inputs)
-        timings.append(time.perf_counter() - started)
-    return timings
-
-
 class Variant:
     """One thing to time: a runner in this process."""
 
@@ -286,7 +276,7 @@ class Variant:
         for that batch (call after warming at it); ONNX Runtime's derived from the ISA flags."""
         if self.peer:
             return openvino_kernel(self.runner.compiled)
-        if self.model and runtime_of(self.runner, batch) == "openvino":  # the offline model's batch-1 engine
+        if self.model and runtime_of(self.runner, batch) == "openvino":  # served by the offline model's OpenVINO form
             return openvino_kernel(self.runner.runner_for(batch).compiled)
         form = (_manifest_of(self.model).get("weights_form") or "") if self.model else ""
         # The int8 model runs MatMulNBits at batch 1 and the dynamically quantized MatMul above (quantize.py).
@@ -366,11 +356,12 @@ def _load_variants(args, threads: int) -> List[Variant]:
 
     variants = []
 
-    def session(path, optimize):
-        # One arena for all of them: they run one at a time, and each arena of its own kept its largest batch.
-        if not optimize:  # an offline model: the runtimes its manifest names (engines.py)
-            return lambda: load_offline(path, threads=threads, first_batch=min(args.batch), shared_arena=True)
-        return lambda: OrtRunner.load(path, threads=threads, optimize=optimize, shared_arena=True)
+    # One arena for all of them: they run one at a time, and each arena of its own kept its largest batch.
+    def session(path):
+        return lambda: OrtRunner.load(path, threads=threads, shared_arena=True)
+
+    def offline(path):  # an offline model: the runtimes its manifest names (engines.py)
+        return lambda: load_offline(path, threads=threads, first_batch=min(args.batch), shared_arena=True)
 
     def add(name, kind, load, precision, model=None, batches=None):
         before = rss_mb()
@@ -379,21 +370,21 @@ def _load_variants(args, threads: int) -> List[Variant]:
                                 batches=batches, rss_mb=rss_mb() - before))
 
     add("baseline: ORT fp32, simplified ONNX", "baseline",
-        session(args.onnx, True), "fp32", model=args.onnx)
+        session(args.onnx), "fp32", model=args.onnx)
     if args.seed_onnx:
         # The seed guide's graph (allennlp export -> onnxsim), static batch 1.
         add("seed pipeline: allennlp export, ORT fp32", "seed",
-            session(args.seed_onnx, True), "fp32", model=args.seed_onnx, batches=[1])
+            session(args.seed_onnx), "fp32", model=args.seed_onnx, batches=[1])
     if args.target == "cpu":
         precision = _precision_of(args.model)
         add(f"target: cpu offline model ({precision})", "target",
-            session(args.model, False), precision, model=args.model)
+            offline(args.model), precision, model=args.model)
     for extra in args.variant_model or []:
         if Path(extra).resolve() == Path(args.model).resolve():
             continue
         precision = _precision_of(extra)
         add(f"variant: cpu offline model ({precision})", "variant",
-            session(extra, False), precision, model=extra)
+            offline(extra), precision, model=extra)
     if not args.no_torch and importlib.util.find_spec("torch") is None:
         print("perf: PyTorch is not installed here; PyTorch eager is not timed", file=sys.stderr)
     elif not args.no_torch:

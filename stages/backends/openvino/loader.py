@@ -13,8 +13,8 @@ does not recompress on every run.
 
 ``export_compiled`` / ``import_compiled``: a model compiled for one static shape,
 exported (OpenVINO's ``export_model``) as a file, the way atc writes an ``.om``:
-the cpu target's fp32 offline model carries one for batch 1 when OpenVINO runs
-that batch faster (``stages/backends/engines.py``). The file is only good for
+the cpu target's offline model carries one for each batch size OpenVINO ran
+faster when it was built (``stages/backends/engines.py``). The file is only good for
 the OpenVINO version and the CPU's ISA that compiled it; the manifest records both.
 """
 from __future__ import annotations
@@ -128,8 +128,9 @@ def export_compiled(model, out_path, *, shape, setting: str = "f32", threads=Non
 
 def import_compiled(path, *, threads=None, precision: str = "f32"):
     """An exported compiled model back on the CPU, computing in ``precision`` as it was compiled to:
-    ``(compiled, mapping)``; keep ``mapping`` as long as ``compiled``. The file is mapped, not read: a read copy of the weights (0.37 GB at full size) would
-    sit beside the compiled model's own while it loads."""
+    ``(compiled, mapping)``; keep ``mapping`` as long as ``compiled``. The file is mapped, not read: a
+    read copy of the weights (0.37 GB at full size) would sit beside the compiled model's own while it
+    loads."""
     import mmap
 
     import numpy as np
