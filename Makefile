@@ -209,6 +209,7 @@ else
 PEERS := $(filter openvino,$(PERF_PEERS))
 endif
 OV_INT8 := $(ARTIFACTS)/om/openvino/$(WEIGHTS_TAG)/elmo_w$(WORD_LEN_TAG)_$(EXPORT_SHAPE)_nncf-int8.ov/model.xml
+OV_FP32 := $(ARTIFACTS)/om/openvino/$(WEIGHTS_TAG)/elmo_w$(WORD_LEN_TAG)_$(EXPORT_SHAPE)_fp32.ov/model.xml
 
 # ---- the user's settings, checked before any stage runs ----------------------
 # A value a stage would refuse after minutes of export and compile is refused
@@ -308,7 +309,7 @@ CODE_DATA := $(call code,sources/data sources/dataset_source elmo/charids common
 CODE_EXPORT := $(CODE_MODEL) $(call code,graph/export graph/onnx_info)
 CODE_SIMPLIFY := $(call code,graph/simplify graph/onnx_info)
 ASCEND_CODE = $(addprefix stages/backends/ascend/,$(addsuffix .py,$(1)))
-CODE_ENGINES := $(call code,backends/engines backends/openvino/loader backends/openvino/runner common/timing)
+CODE_ENGINES := $(call code,backends/engines backends/openvino/loader backends/openvino/layout backends/openvino/runner common/memory common/timing)
 CODE_COMPILE := $(call code,backends/compile graph/quantize backends/runners) $(CODE_ENGINES) \
   $(call ASCEND_CODE,target atc npu_smi host_info om_manifest)
 CODE_INFER := $(call code,backends/infer backends/runners) $(CODE_ENGINES) \
@@ -318,7 +319,7 @@ CODE_ACCURACY := $(CODE_MODEL) $(call code,reports/accuracy reports/reference_ru
 CODE_ACCURACY_INDEX := $(call code,reports/accuracy_index reports/verdict)
 CODE_LOCATE := $(CODE_MODEL) $(call code,reports/locate reports/locate_advice reports/verdict reports/metrics reports/plots \
   graph/checkpoints backends/runners backends/ascend/target backends/ascend/session)
-CODE_OPENVINO := $(call code,backends/openvino/__init__ backends/openvino/loader backends/openvino/runner)
+CODE_OPENVINO := $(call code,backends/openvino/__init__ backends/openvino/loader backends/openvino/layout backends/openvino/runner common/memory)
 CODE_PERF := $(call code,reports/perf backends/runners reports/plots reports/metrics) $(CODE_ENGINES) $(if $(PEERS),$(CODE_OPENVINO)) $(call ASCEND_CODE,target ais_bench ais_tool)
 
 # An artifact's path as the stage command sees it (under $(A) in a container).
@@ -511,17 +512,17 @@ $(LOCATE_JSON): $(LOCATE_MODEL) $(DATA_MANIFEST) $(SOURCE_JSON) $(LOCATE_RUN_REP
 	$(RUN_EXPORT) locate $(LOCATE_FLAGS) --onnx $(call in,$(SIM_ONNX)) --report-dir $(call in,$(@D)) \
 	  --sentence-cos-min $(SENTENCE_COS_MIN) --token-cos-min $(TOKEN_COS_MIN)
 
-$(OV_INT8): $(SIM_ONNX) $(CODE_OPENVINO) $(call code,backends/openvino/compress common/hashing) | $(HOST_VENV)
-	$(STAGES) openvino-compress --model $(SIM_ONNX) --out $(@D)
+$(OV_INT8) $(OV_FP32): $(SIM_ONNX) $(CODE_OPENVINO) $(call code,backends/openvino/compress common/hashing) | $(HOST_VENV)
+	$(STAGES) openvino-ir --model $(SIM_ONNX) --out $(@D) --weights $(if $(filter $(OV_INT8),$@),int8,float32)
 
-$(PERF_JSON): $(foreach f,$(FLAVOURS),$(call run_report,$(f))) $(if $(filter cpu,$(TARGET)),$(foreach f,$(FLAVOURS),$(call om_for,$(f)))) $(OM) $(SIM_ONNX) $(DATA_MANIFEST) $(SOURCE_JSON) $(REPORT_STAMP) $(CODE_PERF) $(if $(PEERS),$(OV_INT8))
+$(PERF_JSON): $(foreach f,$(FLAVOURS),$(call run_report,$(f))) $(if $(filter cpu,$(TARGET)),$(foreach f,$(FLAVOURS),$(call om_for,$(f)))) $(OM) $(SIM_ONNX) $(DATA_MANIFEST) $(SOURCE_JSON) $(REPORT_STAMP) $(CODE_PERF) $(if $(PEERS),$(OV_INT8) $(OV_FP32))
 	@# perf judged the other CPU_VARIANTS too: the accuracy front page lists them (its verdict stays PRECISION's)
 	$(RUN_EXPORT) accuracy-index --reports $(call in,$(REPORTS)) --current $(call in,$(dir $(call run_report,$(RUN_FLAVOUR))))
 	$(RUN_RUNTIME) perf --target $(TARGET) --model $(call in,$(OM)) --onnx $(call in,$(SIM_ONNX)) \
 	  --data $(call in,$(DATA_DIR)) --weights-source $(call in,$(SOURCE_JSON)) \
 	  --dataset-source $(call in,$(DATASET_JSON)) --batch $(BATCHES) --seconds $(PERF_SECONDS) \
 	  --threads $(THREADS) --devices $(DEVICES) $(if $(filter 0,$(PERF_TORCH)),--no-torch) \
-	  --peers $(or $(PEERS),none) $(if $(PEERS),--openvino-int8 $(call in,$(OV_INT8))) \
+	  --peers $(or $(PEERS),none) $(if $(PEERS),--openvino-int8 $(call in,$(OV_INT8)) --openvino-fp32 $(call in,$(OV_FP32))) \
 	  --sentence-cos-min $(SENTENCE_COS_MIN) --token-cos-min $(TOKEN_COS_MIN) \
 	  $(if $(filter cpu,$(TARGET)),$(foreach f,$(FLAVOURS),--variant-model $(call in,$(call om_for,$(f))))) \
 	  $(foreach f,$(FLAVOURS),--accuracy-report $(call in,$(call run_report,$(f)))) \

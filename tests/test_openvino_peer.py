@@ -128,7 +128,7 @@ def test_missing_openvino_is_one_line_when_asked_for(first_run, tmp_path):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(stub.parent), str(REPO)])}
     sim = _tiny_paths(first_run[0])["sim"]
     for command in (_perf_command(first_run[0], tmp_path / "out", "--peers", "openvino"),
-                    [sys.executable, "-m", "stages", "openvino-compress", "--model", str(sim), "--out",
+                    [sys.executable, "-m", "stages", "openvino-ir", "--model", str(sim), "--out",
                      str(tmp_path / "x.ov")]):
         done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, env=env)
         assert done.returncode == 2
@@ -162,4 +162,4 @@ def test_a_fresh_clone_first_run_times_the_peers(tmp_path):
     planned = make("-n", "perf", f"VENV={tmp_path / 'not-yet'}", f"ARTIFACTS={tmp_path / 'artifacts'}",
                    "WEIGHTS=synthetic", "RUNNER=host").stdout
     assert "-m venv" in planned  # this make creates the .venv
-    assert "--peers openvino" in planned and "openvino-compress" in planned
+    assert "--peers openvino" in planned and "openvino-ir --model" in planned and "--weights float32" in planned

@@ -28,7 +28,7 @@ import numpy as np
 from stages.backends.runners import InputShape
 from stages.common.errors import StageError
 from stages.common.progress import step
-from stages.common.timing import timed_slot
+from stages.common.timing import round_order, timed_slot
 
 CHOICES = ("auto", "onnxruntime", "openvino")
 ONNXRUNTIME, OPENVINO = "onnxruntime", "openvino"
@@ -73,7 +73,7 @@ def probe(runners: Dict[str, object], ids: np.ndarray, *, rounds: int = PROBE_RO
     rates: Dict[str, List[float]] = {name: [] for name in runners}
     names = list(runners)
     for round_ in range(rounds):
-        for name in names if round_ % 2 == 0 else names[::-1]:
+        for name in round_order(names, round_):
             infer = runners[name].infer
             times = timed_slot(lambda batch: infer({"input": batch}), ids, seconds, 3)
             rates[name].append(len(ids) / float(np.median(times)))

@@ -1,4 +1,4 @@
-"""This process's memory: resident now, its high-water mark, and handing freed heap back."""
+"""This process's memory: resident now, its high-water mark, and handing freed heap and read file pages back."""
 from __future__ import annotations
 
 import os
@@ -39,3 +39,50 @@ def give_back_memory() -> None:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
     except (OSError, AttributeError):  # not glibc
         pass
+
+
+MADV_DONTNEED = 4  # Linux
+
+
+def drop_file_pages(path) -> int:
+    """Unmap from this process the resident pages of every mapping of the file ``path`` (bytes
+    covered, 0 where none or not Linux). The mappings stay: a page read again faults back in from
+    the file, so nothing changes but what sits in this process's memory. For a weights file a
+    runtime mapped, read once while compiling (packing the weights into its own layout), and
+    does not read again."""
+    import ctypes
+
+    target = str(Path(path).resolve())
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        maps = Path("/proc/self/maps").read_text().splitlines()
+    except OSError:
+        return 0
+    libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    covered = 0
+    for line in maps:
+        fields = line.split(maxsplit=5)
+        if len(fields) == 6 and fields[5] == target:
+            start, end = (int(x, 16) for x in fields[0].split("-"))
+            if libc.madvise(start, end - start, MADV_DONTNEED) == 0:
+                covered += end - start
+    return covered
+
+
+def file_rss_mb(path) -> float:
+    """How much of the file ``path`` is resident in this process's mappings (MB)."""
+    target = str(Path(path).resolve())
+    total, inside = 0, False
+    try:
+        lines = Path("/proc/self/smaps").read_text().splitlines()
+    except OSError:
+        return float("nan")
+    for line in lines:
+        fields = line.split(maxsplit=5)
+        if not fields:
+            continue
+        if "-" in fields[0] and len(fields) >= 5 and ":" in fields[3]:  # a mapping's header line
+            inside = len(fields) == 6 and fields[5] == target
+        elif inside and fields[0] == "Rss:":
+            total += int(fields[1])
+    return total / 1024.0

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import time
-from typing import Callable
+from typing import Callable, List, Sequence, TypeVar
+
+T = TypeVar("T")
 
 import numpy as np
 
@@ -16,3 +18,9 @@ def timed_slot(infer: Callable[[np.ndarray], object], inputs: np.ndarray, second
         infer(inputs)
         timings.append(time.perf_counter() - started)
     return timings
+
+
+def round_order(items: Sequence[T], round_: int) -> List[T]:
+    """The order of ``items`` in alternating round ``round_``: reversed every other round, so no item
+    always runs right after the same neighbour (whose caches, heat and clock it would inherit)."""
+    return list(items) if round_ % 2 == 0 else list(items)[::-1]

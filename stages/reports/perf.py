@@ -30,7 +30,7 @@ from stages.common.memory import peak_rss_mb, rss_mb
 from stages.common.machine import cpu_model, flag_names, isa_flags, isa_summary, ort_kernel
 from stages.common.errors import StageError
 from stages.common.records import read_record
-from stages.common.timing import timed_slot
+from stages.common.timing import round_order, timed_slot
 
 SCHEMA = "elmo-perf/1"
 PUBLISHED = [
@@ -396,7 +396,7 @@ def _load_variants(args, threads: int) -> List[Variant]:
 
 
 # The peers: (source, OpenVINO precision setting, name). "onnx" is the simplified ONNX, "nncf" the
-# IR with NNCF int8 weights that make builds once (openvino-compress).
+# IR with NNCF int8 weights that make builds once (openvino-ir).
 OPENVINO_PEERS = (
     ("onnx", "f32", "peer: OpenVINO, simplified ONNX, f32 forced"),
     ("onnx", "default", "peer: OpenVINO, simplified ONNX, its default"),
@@ -441,7 +441,9 @@ def _load_peers(args, threads: int, notes: List[str]) -> List[Variant]:
 
     if args.peers != "openvino":  # run() resolved --peers once already
         return []
-    sources = {"onnx": args.onnx, "nncf": args.openvino_int8}
+    # The simplified ONNX as OpenVINO's own IR where make built it: the same graph and weights, mapped
+    # from its file rather than read into memory, so they leave the process once compiled (compress.py).
+    sources = {"onnx": args.openvino_fp32 or args.onnx, "nncf": args.openvino_int8}
     if not args.openvino_int8:
         notes.append("OpenVINO + NNCF int8 weights not timed: no --openvino-int8 IR given (make perf builds it)")
     default = loader.device_default_precision()
@@ -537,9 +539,10 @@ def run_sweep(variants: List[Variant], ids: np.ndarray, batches: List[int], *, s
         for v in active:
             v.warm(inputs, warmup)
         kernels = {v.name: v.kernel(batch, flags) for v in active}  # after warming: a peer compiles per batch
-        # Alternate in rounds: a slow patch of the machine lands on every variant.
-        for _ in range(rounds):
-            for v in active:
+        # Alternate in rounds: a slow patch of the machine lands on every variant, and no variant
+        # always follows the same one.
+        for round_ in range(rounds):
+            for v in round_order(active, round_):
                 timings[v.name] += v.slot(inputs, seconds / rounds, max(1, min_iters // rounds))
                 bar.update(1)
         for v in active:
@@ -959,8 +962,11 @@ def add_arguments(parser) -> None:
     parser.add_argument("--no-torch", action="store_true")
     parser.add_argument("--peers", choices=("auto", "openvino", "none"), default="auto",
                         help="other runtimes timed as peers: auto (openvino where it is installed), openvino, none")
+    parser.add_argument("--openvino-fp32", default="",
+                        help="the simplified ONNX as an OpenVINO IR (make's openvino-ir) for the float peers; "
+                             "without it they read the ONNX")
     parser.add_argument("--openvino-int8", default="",
-                        help="the OpenVINO IR with NNCF int8 weights (make's openvino-compress) for the NNCF peers")
+                        help="the OpenVINO IR with NNCF int8 weights (make's openvino-ir) for the NNCF peers")
     parser.add_argument("--sentence-cos-min", type=float, default=0.99, help="the gate the peers are judged by")
     parser.add_argument("--token-cos-min", type=float, default=0.99, help="the gate the peers are judged by")
     parser.add_argument("--torch-max-batch", type=int, default=32)

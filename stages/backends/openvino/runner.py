@@ -61,12 +61,9 @@ class OpenVinoRunner:
 
     def _compile(self, shape) -> None:
         self.compiled = self.request = None  # free the old one before building the next
-        model = loader.read_model(self.path)
-        model.reshape({model.input(0).get_any_name(): list(shape)})
-        self.compiled = loader.compile_model(model, setting=self.setting, threads=self.threads)
+        self.compiled = loader.compile_file(self.path, shape=shape, setting=self.setting, threads=self.threads)
         self.request = self.compiled.create_infer_request()
         self.shape = tuple(shape)
-        del model
         # The old compiled model and the graph read for this one are freed, but glibc keeps their
         # pages: over perf's batch sweep that held about 60 MB more per peer.
         give_back_memory()
