@@ -71,6 +71,17 @@ def test_openvino_serves_batch_1_and_onnxruntime_the_rest(fixture_onnx, ids, tmp
     assert engines.runtime_of(runner, 1) == "openvino" and engines.runtime_of(runner, 3) == "onnxruntime"
 
 
+def test_a_released_by_batch_runner_loads_its_model_again(fixture_onnx, ids, tmp_path):
+    out = tmp_path / "elmo_fp32.ort.onnx"
+    _compile(fixture_onnx, out)
+    runner = engines.load_offline(out, threads=1)
+    before = runner.infer({"input": ids[:1]})["output"]
+    runner.release()
+    assert runner.held is None and runner.current is None
+    np.testing.assert_array_equal(runner.infer({"input": ids[:1]})["output"], before)
+    assert runner.held_runtime == "openvino"
+
+
 def test_openvino_may_serve_several_batch_sizes_one_model_each(fixture_onnx, ids, tmp_path):
     out = tmp_path / "elmo_fp32.ort.onnx"
     manifest = _compile(fixture_onnx, out, batches="1 3")
@@ -194,8 +205,21 @@ def test_int8_on_openvino_runs_nncf_int8_weights(fixture_onnx, ids, tmp_path):
     want = OrtRunner.load(fixture_onnx, threads=1).infer({"input": ids})["output"]
     real = ids.sum(-1) > 0
     assert cosine(single[real], want[real]).min() >= 0.999 and not single[~real].any()
-    manifest = _compile(fixture_onnx, out, precision="int8", engine="onnxruntime")
-    assert not engines.openvino_files(out) and manifest["engine_choice"]["chosen"] == "onnxruntime"
+    # ONNX Runtime never runs batch 1 here: its model carries only the batched form, which answers
+    # the batch of 3 as the two-form model built with CPU_ENGINE=onnxruntime does.
+    import onnx
+
+    from stages.graph.quantize import BATCHED_ONLY_FORM
+
+    assert manifest["weights_form"] == BATCHED_ONLY_FORM
+    assert not [n for n in onnx.load(str(out)).graph.node if n.op_type in ("If", "MatMulNBits")]
+    batched = runner.infer({"input": ids})["output"]
+    both = tmp_path / "both" / "elmo_int8.ort.onnx"
+    both.parent.mkdir()
+    manifest = _compile(fixture_onnx, both, precision="int8", engine="onnxruntime")
+    assert not engines.openvino_files(both) and manifest["engine_choice"]["chosen"] == "onnxruntime"
+    assert "MatMulNBits" in manifest["weights_form"]
+    np.testing.assert_array_equal(batched, engines.load_offline(both, threads=1).infer({"input": ids})["output"])
 
 
 @pytest.mark.parametrize("change, message", [

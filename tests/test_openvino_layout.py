@@ -78,3 +78,13 @@ def test_an_unknown_weights_form_is_refused(fixture_onnx, tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["openvino-ir", "--model", str(fixture_onnx), "--out", str(tmp_path / "x.ov"), "--weights", "int4"])
     assert not (tmp_path / "x.ov").exists()
+
+
+def test_a_released_runner_compiles_again_and_answers_the_same(fixture_onnx, ids):
+    from stages.backends.openvino.runner import OpenVinoRunner
+
+    runner = OpenVinoRunner.load(fixture_onnx, setting="f32", threads=1)
+    before = runner.infer({"input": ids})["output"]
+    runner.release()
+    assert runner.compiled is None and runner.request is None
+    np.testing.assert_array_equal(runner.infer({"input": ids})["output"], before)

@@ -57,10 +57,17 @@ def compile_cpu(onnx_path, out_path, *, precision="fp32", threads=None, engine="
         finally:
             if source != onnx_path and source.exists():
                 source.unlink()
-        model = onnx.load(str(tmp), load_external_data=False)
         with step(f"compile: which runtime serves each batch size (CPU_ENGINE={engine})"):
             served = engines.build(onnx_path, tmp, out_path, choice=engine, precision=precision, threads=threads,
                                    batches=batches)
+        model = onnx.load(str(tmp), load_external_data=False)
+        if 1 in engines.openvino_batches(served):
+            from stages.graph.quantize import BATCHED_ONLY_FORM, batched_only
+
+            if batched_only(model):
+                with step("compile: OpenVINO serves batch 1: ONNX Runtime's model drops its batch-1 form"):
+                    onnx.save(model, str(tmp))
+                form = BATCHED_ONLY_FORM
     graph_input = model.graph.input[0]
     return {
         "schema": "elmo-om-manifest/1",

@@ -169,6 +169,11 @@ def build(onnx_path, ort_model, final_path, *, choice: str, precision: str, batc
     return {"engines": [ov_engine, *rest], "engine_choice": dict(decided, chosen=OPENVINO, reason=reason)}
 
 
+def openvino_batches(served: dict) -> List[int]:
+    """The batch sizes ``build``'s result gives to OpenVINO."""
+    return [b for e in served["engines"] if e["runtime"] == OPENVINO for b in e["batches"]]
+
+
 class ByBatchRunner(InputShape):
     """An offline model whose batch sizes are served by different models (the manifest's ``engines``):
     ONNX Runtime's, and OpenVINO's compiled one per batch size.
@@ -206,6 +211,15 @@ class ByBatchRunner(InputShape):
             load = self.routes[batch][1] if batch in self.routes else self.default[1]
             self.current, self.held = load(), route
         return self.current
+
+    def release(self) -> None:
+        """Free the model held (the next call loads the one its batch size needs)."""
+        if self.held is not None and self.held[0] == OPENVINO:
+            self.current = self.held = None
+            gc.collect()
+            from stages.common.memory import give_back_memory
+
+            give_back_memory()
 
     def infer(self, inputs: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
         return self.runner_for(len(inputs["input"])).infer(inputs)

@@ -199,6 +199,41 @@ def dispatch_on_batch(single, batched, reference):
     return merged
 
 
+BATCHED_ONLY_FORM = ("DynamicQuantizeMatMul per-channel at every batch size ONNX Runtime serves "
+                     "(batch 1 is OpenVINO's: the manifest's engines)")
+
+
+def batched_only(model):
+    """``dispatch_on_batch``'s model (optimised or not) without its batch-1 branch, in place: the
+    batched branch's nodes become the graph, with the weights they read. For an offline model whose
+    batch 1 OpenVINO serves: ONNX Runtime never takes that branch, and it held 0.1 GB at full size.
+    Returns False, changing nothing, where ``model`` is not such a model."""
+    from onnx import helper
+
+    nodes = list(model.graph.node)
+    dispatch = [n for n in nodes if n.op_type == "If" and n.name == "dispatch/If"]
+    if len(dispatch) != 1 or list(dispatch[0].output) != [OUTPUT]:
+        return False
+    branch = next(helper.get_attribute_value(a) for a in dispatch[0].attribute if a.name == "else_branch")
+    (result,) = [o.name for o in branch.output]
+    body = list(branch.node)
+    for node in body:
+        node.output[:] = [OUTPUT if name == result else name for name in node.output]
+        node.input[:] = [OUTPUT if name == result else name for name in node.input]
+    read = {name for node in body for name in node.input}
+    for node in body:  # names the branch's own subgraphs read (none today; kept should one appear)
+        for attribute in node.attribute:
+            if attribute.g.node:
+                read |= {name for inner in attribute.g.node for name in inner.input}
+    # ONNX Runtime's optimiser leaves some constants in the branch itself.
+    weights = [w for w in model.graph.initializer if w.name in read] + list(branch.initializer)
+    del model.graph.node[:]
+    model.graph.node.extend(body)
+    del model.graph.initializer[:]
+    model.graph.initializer.extend(weights)
+    return True
+
+
 def blockwise_int8_supported() -> str:
     """Why this ONNX Runtime cannot build or run 8-bit ``MatMulNBits`` ('' if it can).
 

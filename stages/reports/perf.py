@@ -268,6 +268,12 @@ class Variant:
     def slot(self, inputs: np.ndarray, seconds: float, min_count: int) -> list:
         return timed_slot(self._infer, inputs, seconds, min_count)
 
+    def release(self) -> None:
+        """Free what the runner compiled or loaded for the last batch size, where it can load it again."""
+        release = getattr(self.runner, "release", None)
+        if release is not None:
+            release()
+
     def close(self) -> None:
         pass
 
@@ -536,6 +542,10 @@ def run_sweep(variants: List[Variant], ids: np.ndarray, batches: List[int], *, s
         inputs = batch_inputs(ids, batch)
         active = [v for v in variants if v.batches is None or batch in v.batches]
         timings: Dict[str, List[float]] = {v.name: [] for v in active}
+        # Every model lets go of the last batch size's form before any builds the next: a model compiling
+        # then has beside it only those built already at this size (perf's peak is at the largest batch).
+        for v in variants:
+            v.release()
         for v in active:
             v.warm(inputs, warmup)
         kernels = {v.name: v.kernel(batch, flags) for v in active}  # after warming: a peer compiles per batch

@@ -31,6 +31,7 @@ class OpenVinoRunner:
     def __init__(self, path, *, setting: str = "default", threads: Optional[int] = None, static: bool = True,
                  name: str = "openvino"):
         self.path, self.setting, self.threads, self.static, self.name = Path(path), setting, threads, static, name
+        self.imported_from = None
         model = loader.read_model(self.path)
         self.input_shape = [d.get_length() if d.is_static else None for d in model.input(0).get_partial_shape()]
         self.compiled = self.request = self.shape = None
@@ -53,6 +54,7 @@ class OpenVinoRunner:
         shape and refuses others."""
         runner = cls.__new__(cls)
         runner.path, runner.setting, runner.threads, runner.static, runner.name = Path(path), precision, threads, True, name
+        runner.imported_from = Path(path)  # one shape, no recompiling: release() keeps it
         runner.compiled, runner._mapping = loader.import_compiled(path, threads=threads, precision=precision)
         runner.input_shape = [int(d) for d in runner.compiled.input(0).get_shape()]
         runner.shape = tuple(runner.input_shape)
@@ -67,6 +69,14 @@ class OpenVinoRunner:
         # The old compiled model and the graph read for this one are freed, but glibc keeps their
         # pages: over perf's batch sweep that held about 60 MB more per peer.
         give_back_memory()
+
+    def release(self) -> None:
+        """Free the model compiled for the last shape (a static runner from a model file; the next call
+        compiles again): what perf does before it moves every model to the next batch size, so that
+        none still holds the last one while another compiles."""
+        if self.static and self.compiled is not None and not self.imported_from:
+            self.compiled = self.request = self.shape = None
+            give_back_memory()
 
     @property
     def inference_precision(self) -> str:
