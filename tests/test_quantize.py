@@ -105,3 +105,39 @@ def test_the_offline_models_weights_live_outside_its_branches(trained_onnx, tmp_
     in_branches = sum(numpy_helper.to_array(t).nbytes for g in branches for t in g.initializer)
     outside = sum(numpy_helper.to_array(t).nbytes for t in model.graph.initializer)
     assert in_branches <= 64 and outside > 100_000, (in_branches, outside)
+
+
+def test_the_char_convolutions_become_matmuls_with_the_same_outputs(trained_onnx, fixture_sentences, tmp_path):
+    from stages.graph.char_convolutions import convolutions_as_matmuls
+
+    model = onnx.load(str(trained_onnx))
+    convolutions = sum(n.op_type == "Conv" for n in model.graph.node)
+    assert convolutions and convolutions_as_matmuls(model) == convolutions
+    ops = [n.op_type for n in model.graph.node]
+    assert "Conv" not in ops and ops.count("Transpose") == 0  # the Transpose fed only the convolutions
+    onnx.checker.check_model(model)
+    ids = _ids(fixture_sentences, 5)
+    want = OrtRunner.load(trained_onnx, threads=1).infer({"input": ids})["output"]
+    got = _session(model, tmp_path, "matmuls").infer({"input": ids})["output"]
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-5)  # float32 summed in another order
+    assert convolutions_as_matmuls(model) == 0  # nothing left to rewrite
+
+
+def test_a_convolution_off_the_pattern_is_left_alone(trained_onnx):
+    from stages.graph.char_convolutions import convolutions_as_matmuls
+
+    model = onnx.load(str(trained_onnx))
+    padded = next(n for n in model.graph.node if n.op_type == "Conv")
+    padded.attribute.append(helper.make_attribute("pads", [1, 1]))
+    del padded.attribute[[a.name for a in padded.attribute].index("pads")]
+    convolutions = sum(n.op_type == "Conv" for n in model.graph.node)
+    assert convolutions_as_matmuls(model) == convolutions - 1
+    assert [n.name for n in model.graph.node if n.op_type == "Conv"] == [padded.name]
+
+
+def test_the_batched_form_quantizes_the_char_convolutions(trained_onnx):
+    batched = quantize.dynamic_int8(trained_onnx)
+    ops = [n.op_type for n in batched.graph.node]
+    assert "Conv" not in ops and "ConvInteger" not in ops
+    quantized = {n.name for n in batched.graph.node if n.op_type == "MatMulInteger"}
+    assert any("Conv" in name for name in quantized)  # the convolutions' MatMuls are int8 too

@@ -110,13 +110,22 @@ def dynamic_int8(src):
     kernel adds pairs of products in int16 with saturation; full 8-bit weights
     overflowed it on the trained bilm-tf model (token cosine 0.986 at batch 4
     on an AVX2 EPYC). 7-bit weights cannot overflow, on every CPU.
+
+    The char CNN's convolutions are MatMuls first, and int8 with the rest (char_convolutions.py).
     """
     import tempfile
 
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
+    from stages.graph.char_convolutions import convolutions_as_matmuls
+
     with tempfile.TemporaryDirectory() as tmp:
+        model = onnx.load(str(src))
+        if convolutions_as_matmuls(model):
+            src = Path(tmp) / "convolutions-as-matmuls.onnx"
+            onnx.save(model, str(src))
+        del model
         dest = Path(tmp) / "dynamic-int8.onnx"
         with quiet_quantizers():
             quantize_dynamic(str(src), str(dest), weight_type=QuantType.QInt8, per_channel=True, reduce_range=True,
@@ -199,8 +208,8 @@ def dispatch_on_batch(single, batched, reference):
     return merged
 
 
-BATCHED_ONLY_FORM = ("DynamicQuantizeMatMul per-channel at every batch size ONNX Runtime serves "
-                     "(batch 1 is OpenVINO's: the manifest's engines)")
+BATCHED_ONLY_FORM = ("DynamicQuantizeMatMul per-channel, the char CNN's too, at every batch size ONNX Runtime "
+                     "serves (batch 1 is OpenVINO's: the manifest's engines)")
 
 
 def batched_only(model):
@@ -277,7 +286,9 @@ def int8_model(src, workdir=None):
         dynamic = dynamic_int8(src)
         missing = blockwise_int8_supported()
         if missing:
-            return dynamic, f"DynamicQuantizeMatMul at every batch (no 8-bit MatMulNBits in this onnxruntime: {missing})"
+            return dynamic, (f"DynamicQuantizeMatMul at every batch, the char CNN's too (no 8-bit MatMulNBits in "
+                             f"this onnxruntime: {missing})")
         reference = onnx.load(str(src), load_external_data=False)
         return (dispatch_on_batch(blockwise_int8(src), dynamic, reference),
-                f"batch 1: MatMulNBits 8-bit, block {BLOCK_SIZE}; larger batches: DynamicQuantizeMatMul per-channel")
+                f"batch 1: MatMulNBits 8-bit, block {BLOCK_SIZE}; larger batches: DynamicQuantizeMatMul per-channel, "
+                f"the char CNN's too")
