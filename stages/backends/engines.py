@@ -203,23 +203,23 @@ class ByBatchRunner(InputShape):
     def runner_for(self, batch: int):
         route = self._route(batch)
         if route != self.held:
-            self.current = None
-            gc.collect()
-            from stages.common.memory import give_back_memory
-
-            give_back_memory()
+            self._let_go()
             load = self.routes[batch][1] if batch in self.routes else self.default[1]
             self.current, self.held = load(), route
         return self.current
 
-    def release(self) -> None:
-        """Free the model held (the next call loads the one its batch size needs)."""
-        if self.held is not None and self.held[0] == OPENVINO:
-            self.current = self.held = None
-            gc.collect()
-            from stages.common.memory import give_back_memory
+    def _let_go(self) -> None:
+        from stages.common.memory import give_back_memory
 
-            give_back_memory()
+        self.current = self.held = None
+        gc.collect()
+        give_back_memory()
+
+    def release(self) -> None:
+        """Free an OpenVINO model held (the next call loads the one its batch size needs); ONNX Runtime's
+        serves every other batch size and stays."""
+        if self.held is not None and self.held[0] == OPENVINO:
+            self._let_go()
 
     def infer(self, inputs: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
         return self.runner_for(len(inputs["input"])).infer(inputs)

@@ -41,9 +41,6 @@ def give_back_memory() -> None:
         pass
 
 
-MADV_DONTNEED = 4  # Linux
-
-
 def drop_file_pages(path) -> int:
     """Unmap from this process the resident pages of every mapping of the file ``path`` (bytes
     covered, 0 where none or not Linux). The mappings stay: a page read again faults back in from
@@ -51,6 +48,7 @@ def drop_file_pages(path) -> int:
     runtime mapped, read once while compiling (packing the weights into its own layout), and
     does not read again."""
     import ctypes
+    import mmap
 
     target = str(Path(path).resolve())
     try:
@@ -64,7 +62,7 @@ def drop_file_pages(path) -> int:
         fields = line.split(maxsplit=5)
         if len(fields) == 6 and fields[5] == target:
             start, end = (int(x, 16) for x in fields[0].split("-"))
-            if libc.madvise(start, end - start, MADV_DONTNEED) == 0:
+            if libc.madvise(start, end - start, mmap.MADV_DONTNEED) == 0:
                 covered += end - start
     return covered
 
