@@ -35,6 +35,20 @@ def fixture_sentences(bilm_fixture) -> list:
     return [[s.split() for s in row] for row in raw]
 
 
+@pytest.fixture(scope="session")
+def bilm_sim_onnx(bilm_fixture, tmp_path_factory) -> Path:
+    """The trained bilm-tf model exported (WORD_LEN 8, dynamic batch) and simplified, as make does it:
+    read, never written, by the tests that share it."""
+    from stages.__main__ import main
+
+    folder = tmp_path_factory.mktemp("bilm-sim")
+    raw, sim = folder / "elmo.onnx", folder / "elmo_sim.onnx"
+    assert main(["export", "--options", str(bilm_fixture / "options.json"), "--weights",
+                 str(bilm_fixture / "lm_weights.hdf5"), "--word-len", "8", "--out", str(raw), "--dynamic-batch"]) == 0
+    assert main(["simplify", str(raw), str(sim)]) == 0
+    return sim
+
+
 TINY_OPTIONS = {
     "lstm": {"use_skip_connections": True, "projection_dim": 8, "cell_clip": 3, "proj_clip": 3, "dim": 16,
              "n_layers": 2},

@@ -23,14 +23,8 @@ WORD_LEN = 8
 
 
 @pytest.fixture(scope="module")
-def fixture_onnx(bilm_fixture, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("engines")
-    raw, sim = folder / "elmo.onnx", folder / "elmo_sim.onnx"
-    assert main(["export", "--options", str(bilm_fixture / "options.json"),
-                 "--weights", str(bilm_fixture / "lm_weights.hdf5"), "--word-len", str(WORD_LEN), "--out", str(raw),
-                 "--dynamic-batch"]) == 0
-    assert main(["simplify", str(raw), str(sim)]) == 0
-    return sim
+def fixture_onnx(bilm_sim_onnx):
+    return bilm_sim_onnx
 
 
 @pytest.fixture(scope="module")

@@ -9,21 +9,14 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from stages.graph import quantize
-from stages.__main__ import main
 from stages.elmo.charids import batch_ids
 from stages.reports.metrics import cosine
 from stages.backends.runners import OrtRunner
 
 
 @pytest.fixture(scope="module")
-def trained_onnx(bilm_fixture, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("quantize")
-    raw, sim = folder / "elmo.onnx", folder / "elmo_sim.onnx"
-    assert main(["export", "--options", str(bilm_fixture / "options.json"),
-                 "--weights", str(bilm_fixture / "lm_weights.hdf5"), "--word-len", "8", "--out", str(raw),
-                 "--dynamic-batch"]) == 0
-    assert main(["simplify", str(raw), str(sim)]) == 0
-    return sim
+def trained_onnx(bilm_sim_onnx):
+    return bilm_sim_onnx
 
 
 def _session(model, tmp_path, name):
