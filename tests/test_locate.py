@@ -8,6 +8,7 @@ The PyTorch reference always uses the original weights.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -157,6 +158,33 @@ def test_int8_advice_names_the_nodes_to_keep_in_float(cpu_run, bilm_fixture, tmp
     real_names = {n.name for n in onnx.load(str(real)).graph.node}
     named = report["next_steps"]["weighted_nodes"]
     assert named and set(named) <= real_names and any("MatMul" in n for n in named)
+    assert "char CNN convolutions" not in text  # LSTM layer 1 has none
+    # The real model's int8 forms may differ from the debug model's: the advice says how to judge those.
+    assert "CPU_ENGINE=onnxruntime" in text
+
+
+def test_int8_advice_names_the_char_cnn_convolutions_as_quantized(cpu_run, bilm_fixture, tmp_path):
+    """The batched int8 form quantizes the char CNN's convolutions as `<Conv>/MatMul` (char_convolutions.py):
+    where the token layer loses accuracy, the advice names those MatMuls, as the quantizer sees them."""
+    import onnx
+
+    from stages.graph.char_convolutions import convolutions_as_matmuls
+
+    _, artifacts, _, _, data, source = cpu_run
+    sim = debug_graph(bilm_fixture, perturbed_weights(bilm_fixture, "token", tmp_path / "w.hdf5"), tmp_path)
+    model = tmp_path / "debug_int8.ort.onnx"
+    assert main(["compile", "--target", "cpu", "--model", str(sim), "--out", str(model), "--precision", "int8"]) == 0
+    (real,) = artifacts.glob("model/*/elmo_w8_dyn_sim.onnx")
+    assert main(["locate", "--model", str(model), "--data", str(data), "--weights-source", str(source),
+                 "--batch", "4", "--onnx", str(real), "--report-dir", str(tmp_path / "report")]) == 0
+    report = _report(tmp_path / "report")
+    assert report["first_below_gate"]["name"] == "token"
+    line = next(l for l in report["next_steps"]["lines"] if "char CNN convolutions" in l)
+    rewritten = onnx.load(str(real))
+    convolutions = convolutions_as_matmuls(rewritten)
+    quantizable = {n.name for n in rewritten.graph.node if n.op_type == "MatMul"}
+    named = re.findall(r"`([^`]+/MatMul)`", line)
+    assert convolutions and len(named) == convolutions and set(named) <= quantizable
 
 
 # ---- the Ascend target, through the doubles ------------------------------------------------------

@@ -5,9 +5,10 @@
   with a file naming the part's operators, ``--modify_mixlist`` with a mixed-precision mode) only
   where that help lists them. ``make om`` passes no per-operator option, so those are written as the
   atc command to run by hand, and the operator list as a file beside the report.
-* cpu int8: ``stages/graph/quantize.py`` quantizes every MatMul and has no option to leave a part
-  in float, so the advice names the MatMul/Gemm nodes to exclude (ONNX Runtime's quantizers take
-  such names as ``nodes_to_exclude``) rather than a flag that does not exist.
+* cpu int8: ``stages/graph/quantize.py`` quantizes every MatMul (and, in the batched form, the char
+  CNN's convolutions as MatMuls) and has no option to leave a part in float, so the advice names the
+  nodes to exclude (ONNX Runtime's quantizers take such names as ``nodes_to_exclude``) rather than a
+  flag that does not exist. The forms it names are the debug model's, read from its manifest.
 """
 from __future__ import annotations
 
@@ -113,22 +114,32 @@ def _cpu(report, part, nodes, real_onnx) -> List[str]:
         return [f"- In float32 ONNX Runtime should agree with PyTorch to rounding (token cosine ~1 - 1e-7): "
                 f"{part} computing something else is a graph or export fault there, not precision. Compare "
                 f"the simplified ONNX of that part (`stages/graph/export.py`, `stages/elmo/model.py`)."]
-    lines = ["- `PRECISION=fp32` keeps every layer in float (the int8 speed-up is lost)."]
-    failed = first["runs"]
-    forms = {"batch 1": "MatMulNBits (8-bit blocks)", "other": "DynamicQuantizeMatMul (per-channel)"}
-    shown = sorted({forms["batch 1"] if run == "batch 1" else forms["other"] for run in failed})
-    lines.append(f"- Failed in: {', '.join(failed)}, i.e. the int8 form(s) {', '.join(shown)} "
-                 f"(`stages/graph/quantize.py`: batch 1 runs MatMulNBits, larger batches DynamicQuantizeMatMul).")
+    # The debug model's own record says which int8 forms it has: they depend on the onnxruntime
+    # that built it (no 8-bit MatMulNBits: DynamicQuantizeMatMul at every batch).
+    form = report["model"]["manifest"].get("weights_form") or "unknown (its manifest has no weights_form)"
+    lines = ["- `PRECISION=fp32` keeps every layer in float (the int8 speed-up is lost).",
+             f"- Failed in: {', '.join(first['runs'])}. The debug model's int8 forms, ONNX Runtime's at every "
+             f"batch size (`stages/graph/quantize.py`): {form}.",
+             "- `make om` (`CPU_ENGINE=auto`) may serve some batch sizes of the real int8 model with OpenVINO and "
+             "NNCF's int8 weights instead (its manifest's `engines` says which); this debug model never does. "
+             "`make accuracy CPU_ENGINE=onnxruntime` judges the real model in the forms judged here."]
     if nodes is None:
         return lines + ["- The debug ONNX could not be read to name the nodes of that part."]
     weighted, checked = _in_real_graph(nodes[1], real_onnx)
     matmuls = [n for n in weighted if n[1] in ("MatMul", "Gemm")]
+    # char_convolutions.py turns each Conv into `<name>/MatMul` before quantize_dynamic (the batched form);
+    # the block-wise quantizer leaves Convs in float.
+    convolutions = [(f"{name}/MatMul", "MatMul") for name, op in weighted if op == "Conv"]
     where = "the real simplified ONNX" if checked else "the debug graph (same tracer names)"
     lines.append(f"- No option of this project leaves one part in float: `stages/graph/quantize.py` quantizes "
                  f"every MatMul. To keep {part} in float, exclude its {len(matmuls)} MatMul/Gemm nodes "
                  f"(names in {where}): {_names(matmuls)}. ONNX Runtime's `quantize_dynamic` and "
                  f"`MatMulNBitsQuantizer` both take them as `nodes_to_exclude` (a Gemm becomes `<name>/MatMul` "
                  f"before the block-wise quantizer).")
+    if convolutions:
+        lines.append(f"- Its {len(convolutions)} char CNN convolutions are int8 too in the batched form: "
+                     f"`char_convolutions.py` makes each a MatMul before `quantize_dynamic`, so exclude "
+                     f"{_names(convolutions)} there as well.")
     return lines
 
 
