@@ -596,13 +596,10 @@ def _outputs(folder: Path, lines, dim=6, seed=0, word_len=4):
 
 
 def _compare(*argv):
-    import argparse
-
+    """Through the module's own entry point: make test-docker runs ``python -m stages.reports.compare_runs``."""
     from stages.reports import compare_runs
 
-    parser = argparse.ArgumentParser()
-    compare_runs.add_arguments(parser)
-    return compare_runs.run(parser.parse_args([str(a) for a in argv]))
+    return compare_runs.main([str(a) for a in argv])
 
 
 LINES = ["the cat sat", "a dog", "one two three four"]
@@ -665,19 +662,19 @@ def test_compare_runs_missing_output_and_failed_report(tmp_path, capsys):
     record = {"passed": True, "outputs": {"dir": "/old/place/artifacts/outputs/cpu/x"}}
     (root / "reports" / "accuracy.json").write_text(json.dumps(record))
     assert _compare("--a", root, "--b", a, "--data", data) == 0
-    from stages.common.errors import StageError
 
     (root / "reports" / "accuracy.json").write_text(json.dumps({"passed": True, "outputs": {"dir": "/gone"}}))
-    with pytest.raises(StageError, match="outputs folder its accuracy report names"):
-        _compare("--a", root, "--b", a, "--data", data)
+    capsys.readouterr()
+    assert _compare("--a", root, "--b", a, "--data", data) == 2  # one error line, not a traceback
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "outputs folder its accuracy report names" in err
 
 
-def test_compare_runs_unreadable_input_is_a_stage_error(tmp_path):
-    from stages.common.errors import StageError
-
+def test_compare_runs_unreadable_input_is_a_stage_error(tmp_path, capsys):
     data = _data_folder(tmp_path, LINES)
-    with pytest.raises(StageError, match="neither an artifacts folder"):
-        _compare("--a", tmp_path / "corpus", "--b", tmp_path / "corpus", "--data", data)
+    assert _compare("--a", tmp_path / "corpus", "--b", tmp_path / "corpus", "--data", data) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "neither an artifacts folder" in err and "Traceback" not in err
 
 
 # --- stages/parity.py, the parts that run without allennlp ---------------------------------------

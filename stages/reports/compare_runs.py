@@ -193,7 +193,9 @@ def main(argv=None) -> int:
     (make test-docker runs it with the host's Python, which may lack the other stages' dependencies)."""
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m stages.reports.compare_runs", **COMMAND_HELP)
+    # COMMAND_HELP's "help" is for the stage registry's subcommand, not a keyword ArgumentParser takes.
+    parser = argparse.ArgumentParser(prog="python -m stages.reports.compare_runs",
+                                     description=COMMAND_HELP["description"])
     add_arguments(parser)
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     try:
