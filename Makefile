@@ -331,13 +331,14 @@ HELP_VARS := TARGET RUNNER WORD_LEN MIN_LEN BATCH INPUT OUTPUT LAYERS LONG FILE_
   PRECISION_MODE DEVICES PYTHON
 
 # ---- the three verbs ---------------------------------------------------------
-.PHONY: help om accuracy perf all locate weights data export simplify seed-onnx infer dataset clean clean-venv test lint venv doctor doctor-gate fixtures embed
+.PHONY: help om accuracy perf all locate weights data export simplify seed-onnx infer dataset clean prune-references clean-venv test lint venv doctor doctor-gate fixtures embed
 
 help: ## list targets and variables
 	@echo "ELMo deployment pipeline: make om | make accuracy | make perf"
 	@echo
 	@echo "Targets:"
-	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-zA-Z_-]+):.*## (.*)/  \1\t\2/' | expand -t 18
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | \
+	  awk '{ name = $$0; sub(/:.*/, "", name); text = $$0; sub(/^[^#]*## /, "", text); printf "  %-15s %s\n", name, text }'
 	@echo
 	@echo "Variables (override on the command line, e.g. make accuracy WORD_LEN=16 BATCH=4):"
 	@grep -hE '^## ( {8,}|[A-Z_]+)' $(MAKEFILE_LIST) | sed -E 's/^## /  /'
@@ -534,6 +535,9 @@ test: $(VENV)/.installed ## run the test suite (what CI runs)
 	$(PY) -m pytest -q tests
 
 lint: $(VENV)/.installed lint-docker ## hadolint every Dockerfile (also run by make test)
+
+prune-references: $(VENV)/.installed ## remove kept accuracy references (references/<key>/) no accuracy report names; not while make accuracy runs
+	$(STAGES) prune-references --references $(ARTIFACTS)/references --reports $(REPORTS_ROOT)
 
 clean: ## remove $(ARTIFACTS), only if this project made it (keeps .venv and the download cache)
 	@if [ -z '$(owned_or_new)' ]; then \

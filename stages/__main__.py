@@ -31,6 +31,7 @@ COMMANDS = (
     "stages.backends.infer",
     "stages.reports.accuracy",
     "stages.reports.accuracy_index",
+    "stages.reports.prune_references",
     "stages.reports.locate",
     "stages.reports.buckets",
     "stages.reports.perf",

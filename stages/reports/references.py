@@ -122,6 +122,12 @@ def _complete(folder: Path, manifest: Optional[dict]) -> bool:
     return all(chunk_path(folder, ref, k).is_file() for ref in REFERENCES for k in range(manifest["chunks"]))
 
 
+def finished(folder) -> Optional[dict]:
+    """The manifest of a references folder this module finished writing, else None."""
+    manifest = load_manifest(Path(folder))
+    return manifest if _complete(Path(folder), manifest) else None
+
+
 def ensure(root, inputs: dict, *, chunks: Sequence[np.ndarray], lengths: np.ndarray, chunk_sentences: int,
            compute: Dict[str, Callable[[np.ndarray], Iterator[np.ndarray]]], labels: Dict[str, str],
            progress: bool = True) -> tuple:
