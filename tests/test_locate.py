@@ -138,17 +138,23 @@ def test_cpu_perturbed_part_is_named(cpu_run, bilm_fixture, part, tmp_path, caps
     assert "graph or export fault" in (tmp_path / "report" / "locate.md").read_text()
 
 
-def test_int8_advice_names_the_nodes_to_keep_in_float(cpu_run, bilm_fixture, tmp_path):
-    """int8 has no option to leave a part in float: the advice names that part's MatMul nodes, as
-    they are named in the real graph that make om quantizes."""
+def _int8_locate(cpu_run, bilm_fixture, part, batches, tmp_path):
+    """``make locate``'s two stages on an int8 debug model whose ``part`` is perturbed: (report, the real
+    simplified ONNX the advice names nodes from)."""
     _, artifacts, _, _, data, source = cpu_run
-    sim = debug_graph(bilm_fixture, perturbed_weights(bilm_fixture, "lstm1", tmp_path / "w.hdf5"), tmp_path)
+    sim = debug_graph(bilm_fixture, perturbed_weights(bilm_fixture, part, tmp_path / "w.hdf5"), tmp_path)
     model = tmp_path / "debug_int8.ort.onnx"
     assert main(["compile", "--target", "cpu", "--model", str(sim), "--out", str(model), "--precision", "int8"]) == 0
     (real,) = artifacts.glob("model/*/elmo_w8_dyn_sim.onnx")
     assert main(["locate", "--model", str(model), "--data", str(data), "--weights-source", str(source),
-                 "--batch", "1", "4", "--onnx", str(real), "--report-dir", str(tmp_path / "report")]) == 0
-    report = _report(tmp_path / "report")
+                 "--batch", *map(str, batches), "--onnx", str(real), "--report-dir", str(tmp_path / "report")]) == 0
+    return _report(tmp_path / "report"), real
+
+
+def test_int8_advice_names_the_nodes_to_keep_in_float(cpu_run, bilm_fixture, tmp_path):
+    """int8 has no option to leave a part in float: the advice names that part's MatMul nodes, as
+    they are named in the real graph that make om quantizes."""
+    report, real = _int8_locate(cpu_run, bilm_fixture, "lstm1", (1, 4), tmp_path)
     assert report["precision"] == "int8" and report["first_below_gate"]["name"] == "lstm1"
     text = "\n".join(report["next_steps"]["lines"])
     assert "nodes_to_exclude" in text and "names in the real simplified ONNX" in text
@@ -170,14 +176,7 @@ def test_int8_advice_names_the_char_cnn_convolutions_as_quantized(cpu_run, bilm_
 
     from stages.graph.char_convolutions import convolutions_as_matmuls
 
-    _, artifacts, _, _, data, source = cpu_run
-    sim = debug_graph(bilm_fixture, perturbed_weights(bilm_fixture, "token", tmp_path / "w.hdf5"), tmp_path)
-    model = tmp_path / "debug_int8.ort.onnx"
-    assert main(["compile", "--target", "cpu", "--model", str(sim), "--out", str(model), "--precision", "int8"]) == 0
-    (real,) = artifacts.glob("model/*/elmo_w8_dyn_sim.onnx")
-    assert main(["locate", "--model", str(model), "--data", str(data), "--weights-source", str(source),
-                 "--batch", "4", "--onnx", str(real), "--report-dir", str(tmp_path / "report")]) == 0
-    report = _report(tmp_path / "report")
+    report, real = _int8_locate(cpu_run, bilm_fixture, "token", (4,), tmp_path)
     assert report["first_below_gate"]["name"] == "token"
     line = next(l for l in report["next_steps"]["lines"] if "char CNN convolutions" in l)
     rewritten = onnx.load(str(real))
