@@ -310,7 +310,7 @@ CODE_EXPORT := $(CODE_MODEL) $(call code,graph/export graph/onnx_info)
 CODE_SIMPLIFY := $(call code,graph/simplify graph/onnx_info)
 ASCEND_CODE = $(addprefix stages/backends/ascend/,$(addsuffix .py,$(1)))
 CODE_ENGINES := $(call code,backends/engines backends/openvino/loader backends/openvino/layout backends/openvino/runner common/memory common/timing)
-CODE_COMPILE := $(call code,backends/compile graph/quantize graph/char_convolutions backends/runners) $(CODE_ENGINES) \
+CODE_COMPILE := $(call code,backends/compile graph/quantize graph/char_convolutions graph/unique_tokens backends/runners) $(CODE_ENGINES) \
   $(call ASCEND_CODE,target atc npu_smi host_info om_manifest)
 CODE_INFER := $(call code,backends/infer backends/runners) $(CODE_ENGINES) \
   $(call ASCEND_CODE,target ais_bench ais_summary ais_tool tool_paths shards om_manifest)

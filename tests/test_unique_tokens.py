@@ -1,0 +1,89 @@
+"""The cpu target's token layer runs once per distinct token of a call (stages/graph/unique_tokens.py)."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnx
+import pytest
+
+from stages.backends.runners import OrtRunner
+from stages.elmo.charids import batch_ids
+from stages.graph.unique_tokens import unique_tokens
+
+
+def _run(model_or_path, ids, tmp_path, name="m"):
+    path = model_or_path
+    if not isinstance(model_or_path, (str, type(tmp_path))):
+        path = tmp_path / f"{name}.onnx"
+        onnx.save(model_or_path, str(path))
+    return OrtRunner.load(path, threads=1).infer({"input": ids})["output"]
+
+
+def _ops(graph) -> set:
+    """Operator types in ``graph`` and its subgraphs."""
+    found = set()
+    for node in graph.node:
+        found.add(node.op_type)
+        for attribute in node.attribute:
+            if attribute.type == onnx.AttributeProto.GRAPH:
+                found |= _ops(attribute.g)
+    return found
+
+
+def test_the_same_outputs_from_the_distinct_tokens(bilm_sim_onnx, fixture_sentences, tmp_path):
+    model = onnx.load(str(bilm_sim_onnx))
+    assert unique_tokens(model)
+    onnx.checker.check_model(model)
+    ops = [n.op_type for n in model.graph.node]
+    assert ops.count("Unique") == 1
+    # Repeats of every kind: the sentence marks, the padding, a word in two sentences, a whole sentence twice.
+    rows = [row[:8] for row in fixture_sentences[0][:4]]
+    rows += [rows[0], ["the", "the", "the"], [rows[1][0]]]
+    ids = batch_ids(rows, word_len=8)
+    want = _run(bilm_sim_onnx, ids, tmp_path)
+    got = _run(model, ids, tmp_path, "unique")
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-6)
+    assert np.all(got[ids.sum(-1) == 0] == 0)  # padded positions stay exactly zero
+    # One sentence, no repeats but its marks and padding: the same too.
+    np.testing.assert_allclose(_run(model, ids[:1], tmp_path, "unique"), want[:1], rtol=0, atol=1e-6)
+
+
+def test_a_graph_without_the_pattern_is_left_alone(bilm_sim_onnx):
+    model = onnx.load(str(bilm_sim_onnx))
+    assert unique_tokens(model)
+    before = [n.name for n in model.graph.node]
+    assert not unique_tokens(model) and [n.name for n in model.graph.node] == before  # rewritten once
+    other = onnx.load(str(bilm_sim_onnx))
+    for init in other.graph.initializer:
+        if init.name == "elmo.proj_weight":
+            init.name = "renamed"
+    for node in other.graph.node:
+        node.input[:] = ["renamed" if name == "elmo.proj_weight" else name for name in node.input]
+    names = [n.name for n in other.graph.node]
+    assert not unique_tokens(other) and [n.name for n in other.graph.node] == names
+
+
+def test_the_cpu_offline_model_records_it_and_matches_float32(bilm_sim_onnx, fixture_sentences, tmp_path):
+    """make om's cpu model carries the rewrite in both precisions; its manifest says so."""
+    from stages.__main__ import main
+
+    ids = batch_ids([row[:8] for row in fixture_sentences[0][:6]] * 2, word_len=8)
+    want = _run(bilm_sim_onnx, ids, tmp_path)
+    for precision, atol in (("fp32", 1e-6), ("int8", None)):
+        out = tmp_path / f"elmo_{precision}.ort.onnx"
+        assert main(["compile", "--target", "cpu", "--model", str(bilm_sim_onnx), "--out", str(out),
+                     "--precision", precision, "--threads", "1"]) == 0
+        manifest = json.loads(out.with_name(out.name + ".json").read_text())
+        assert manifest["graph_rewrites"] == ["token layer once per distinct token"]
+        graph = onnx.load(str(out), load_external_data=False)
+        assert "Unique" in _ops(graph.graph)  # int8: in both forms, behind the If on the batch size
+        assert not list(tmp_path.glob("*cpu-graph*"))  # the rewritten graph was scratch
+        got = OrtRunner.load(out, threads=1, optimize=False).infer({"input": ids})["output"]
+        if atol is not None:
+            np.testing.assert_allclose(got, want, rtol=0, atol=atol)
+        else:
+            real = ids.sum(-1) > 0
+            a, b = got[real], want[real]
+            cos = (a * b).sum(-1) / np.linalg.norm(a, axis=-1) / np.linalg.norm(b, axis=-1)
+            assert cos.min() > 0.999, cos.min()
