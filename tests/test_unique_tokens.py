@@ -9,6 +9,7 @@ import pytest
 
 from stages.backends.runners import OrtRunner
 from stages.elmo.charids import batch_ids
+from stages.backends.compile import REWRITE
 from stages.graph.unique_tokens import unique_tokens
 
 
@@ -75,7 +76,7 @@ def test_the_cpu_offline_model_records_it_and_matches_float32(bilm_sim_onnx, fix
         assert main(["compile", "--target", "cpu", "--model", str(bilm_sim_onnx), "--out", str(out),
                      "--precision", precision, "--threads", "1"]) == 0
         manifest = json.loads(out.with_name(out.name + ".json").read_text())
-        assert manifest["graph_rewrites"] == ["token layer once per distinct token"]
+        assert manifest["graph_rewrites"] == [REWRITE]
         graph = onnx.load(str(out), load_external_data=False)
         assert "Unique" in _ops(graph.graph)  # int8: in both forms, behind the If on the batch size
         assert not list(tmp_path.glob("*cpu-graph*"))  # the rewritten graph was scratch
@@ -87,3 +88,33 @@ def test_the_cpu_offline_model_records_it_and_matches_float32(bilm_sim_onnx, fix
             a, b = got[real], want[real]
             cos = (a * b).sum(-1) / np.linalg.norm(a, axis=-1) / np.linalg.norm(b, axis=-1)
             assert cos.min() > 0.999, cos.min()
+
+
+def test_batch_1_forms_compile_the_graph_as_it_is(bilm_sim_onnx, tmp_path):
+    """OpenVINO's batch-1 model is compiled from the simplified ONNX as it is, its batched ones with the
+    distinct-token layer; likewise int8's batch-1 MatMulNBits form in ONNX Runtime."""
+    pytest.importorskip("openvino")
+    from stages.__main__ import main
+    from stages.backends import engines
+    from stages.backends.openvino import loader
+
+    out = tmp_path / "elmo_fp32.ort.onnx"
+    assert main(["compile", "--target", "cpu", "--model", str(bilm_sim_onnx), "--out", str(out), "--precision",
+                 "fp32", "--threads", "1", "--engine", "openvino", "--batch", "1 4"]) == 0
+    layers = {}
+    for batch in (1, 4):
+        compiled, _mapping = loader.import_compiled(engines.openvino_path(out, batch), threads=1)
+        layers[batch] = {op.get_rt_info()["layerType"].astype(str) for op in compiled.get_runtime_model().get_ops()}
+    assert "Unique" not in layers[1] and "Unique" in layers[4], layers
+
+    from stages.graph.quantize import blockwise_int8_supported
+
+    if blockwise_int8_supported():
+        pytest.skip(f"no 8-bit MatMulNBits in this onnxruntime: {blockwise_int8_supported()}")
+    out = tmp_path / "elmo_int8.ort.onnx"
+    assert main(["compile", "--target", "cpu", "--model", str(bilm_sim_onnx), "--out", str(out), "--precision",
+                 "int8", "--threads", "1"]) == 0
+    (dispatch,) = [n for n in onnx.load(str(out)).graph.node if n.op_type == "If"]
+    for branch in (a.g for a in dispatch.attribute):
+        ops = _ops(branch)
+        assert ("Unique" in ops) == ("MatMulNBits" not in ops), ops

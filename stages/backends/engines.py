@@ -81,11 +81,12 @@ def probe(runners: Dict[str, object], ids: np.ndarray, *, rounds: int = PROBE_RO
 
 
 def build(onnx_path, ort_model, final_path, *, choice: str, precision: str, batches: Sequence[int] = (1,),
-          threads=None) -> dict:
+          threads=None, batched_onnx=None) -> dict:
     """The manifest's ``engines`` and ``engine_choice`` for an offline model that will serve ``batches``,
     writing an OpenVINO compiled model beside ``final_path`` for each batch size OpenVINO serves (and
     removing those of earlier builds). ``ort_model``: the saved ONNX Runtime model to time against (the
-    offline model, before its rename)."""
+    offline model, before its rename). ``batched_onnx``: the graph OpenVINO compiles above batch 1, where
+    it differs from ``onnx_path`` (stages/backends/compile.py)."""
     from stages.backends.runners import OrtRunner
     from stages.common.atomic import remove_orphans, temporary
     from stages.common.hashing import sha256_file
@@ -124,11 +125,14 @@ def build(onnx_path, ort_model, final_path, *, choice: str, precision: str, batc
                 raise  # its one-line error: how to install it
             return onnxruntime_only(f"{'NNCF' if module == 'nncf' else 'OpenVINO'} is not installed in this Python")
     setting, form = OPENVINO_FORMS[precision]
-    if precision == "int8":
-        with step("compile: NNCF compresses the weights to int8 for OpenVINO"):
-            source, form = loader.compress_int8(onnx_path)
-    else:
-        source = loader.read_model(onnx_path)
+
+    def openvino_model(path):
+        if precision == "int8":
+            with step("compile: NNCF compresses the weights to int8 for OpenVINO"):
+                return loader.compress_int8(path)
+        return loader.read_model(path), form
+
+    source, source_path = None, None
     ort_runner = OrtRunner.load(ort_model, threads=threads, optimize=False)
     word_len = ort_runner.word_len
     if word_len is None:
@@ -140,6 +144,11 @@ def build(onnx_path, ort_model, final_path, *, choice: str, precision: str, batc
             remove_orphans(blob)
             tmp = temporary(blob)
             try:
+                wanted = onnx_path if batch == 1 or batched_onnx is None else batched_onnx
+                if wanted != source_path:  # batches ascend: batch 1's model goes before the batched one loads
+                    source = None
+                    source, form = openvino_model(wanted)
+                    source_path = wanted
                 shape = [batch, word_len, ort_runner.input_shape[2]]
                 computes = loader.export_compiled(source, tmp, shape=shape, setting=setting, threads=threads)
                 if choice == "auto":

@@ -271,11 +271,13 @@ def blockwise_int8_supported() -> str:
     return ""
 
 
-def int8_model(src, workdir=None):
+def int8_model(src, workdir=None, batched_src=None):
     """The int8 offline model's graph before ORT optimisation, and a line on its form.
 
-    Where this ONNX Runtime lacks 8-bit ``MatMulNBits`` every batch size gets
-    ``DynamicQuantizeMatMul``: same accuracy, slower at batch 1.
+    ``batched_src``: the float graph of the batched form where it differs from ``src`` (the cpu
+    target's token layer on distinct tokens, stages/backends/compile.py). Where this ONNX Runtime
+    lacks 8-bit ``MatMulNBits`` every batch size gets ``DynamicQuantizeMatMul``: same accuracy,
+    slower at batch 1.
     """
     import onnx
 
@@ -283,7 +285,7 @@ def int8_model(src, workdir=None):
 
     # The step inside the scratch folder: a run killed at its end leaves that folder to clean up.
     with _scratch_in(workdir), step("compile: int8 weights (ONNX Runtime's quantizers)"):
-        dynamic = dynamic_int8(src)
+        dynamic = dynamic_int8(batched_src or src)
         missing = blockwise_int8_supported()
         if missing:
             return dynamic, (f"DynamicQuantizeMatMul at every batch, the char CNN's too (no 8-bit MatMulNBits in "
