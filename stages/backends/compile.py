@@ -21,8 +21,8 @@ from stages.common.errors import StageError
 from stages.common.hashing import sha256_file
 
 PRECISIONS = ("fp32", "int8")
-REWRITE = ("token layer once per distinct token, above batch 1 (batch 1 too in ONNX Runtime's fp32 model, "
-           "which serves every batch size from one graph)")
+REWRITE = ("token layer once per distinct token, above batch 1 (at batch 1 too where one ONNX Runtime graph "
+           "serves every batch size: fp32, and int8 without 8-bit MatMulNBits)")
 
 
 def compile_cpu(onnx_path, out_path, *, precision="fp32", threads=None, engine="onnxruntime", batches=(1,)) -> dict:
