@@ -14,8 +14,9 @@ from stages.graph.unique_tokens import unique_tokens
 
 
 def _run(model_or_path, ids, tmp_path, name="m"):
+    """ONNX Runtime's output for ``ids`` from a model file, or from an in-memory model saved first."""
     path = model_or_path
-    if not isinstance(model_or_path, (str, type(tmp_path))):
+    if isinstance(model_or_path, onnx.ModelProto):
         path = tmp_path / f"{name}.onnx"
         onnx.save(model_or_path, str(path))
     return OrtRunner.load(path, threads=1).infer({"input": ids})["output"]

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import List, Set, Tuple
 
 from stages.common.errors import StageError
-from stages.reports.references import finished
+from stages.reports.references import finished, lock_path
 
 COMMAND = "prune-references"
 COMMAND_HELP = dict(help="remove kept references (references/<key>/) that no accuracy report names",
@@ -48,17 +48,20 @@ def _size(folder: Path) -> int:
     return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
 
 
-def _unlocked(root: Path, key: str) -> bool:
-    """True if no judge holds ``key``'s lock (the lock is only tried, never waited for)."""
-    lock = root / f".{key}.lock"
-    if not lock.exists():
-        return True
+def _remove_unless_held(root: Path, folder: Path) -> bool:
+    """Remove ``folder`` and its lock unless a judge holds the lock (tried, never waited for); the lock is
+    held while the folder goes, so no judge starts on it half removed."""
+    lock = lock_path(root, folder.name)
     with open(lock, "a") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             return False
-        fcntl.flock(handle, fcntl.LOCK_UN)
+        try:
+            shutil.rmtree(folder)
+            lock.unlink()
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
     return True
 
 
@@ -74,15 +77,13 @@ def prune(root, reports, *, dry_run: bool = False) -> Tuple[List[Tuple[Path, int
         manifest = finished(folder)
         if manifest is None or manifest.get("key", folder.name) != folder.name:
             continue  # not a references folder this project finished writing: not ours to judge
-        if folder.name in in_use or not _unlocked(root, folder.name):
+        if folder.name in in_use:
             kept.append(folder)
             continue
         size = _size(folder)
-        if not dry_run:
-            shutil.rmtree(folder)
-            lock = root / f".{folder.name}.lock"
-            if lock.exists():
-                lock.unlink()
+        if not dry_run and not _remove_unless_held(root, folder):
+            kept.append(folder)
+            continue
         removed.append((folder, size))
     return removed, kept
 

@@ -97,10 +97,15 @@ def chunk_path(folder: Path, reference: str, chunk: int) -> Path:
     return Path(folder) / reference / f"{chunk}.npy"
 
 
+def lock_path(root: Path, key: str) -> Path:
+    """The lock a judge holds while it reuses or computes ``key``'s folder."""
+    return Path(root) / f".{key}.lock"
+
+
 @contextlib.contextmanager
 def _locked(root: Path, key: str):
     root.mkdir(parents=True, exist_ok=True)
-    with open(root / f".{key}.lock", "w") as handle:
+    with open(lock_path(root, key), "w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
