@@ -142,3 +142,27 @@ def test_char_cnn_in_slices_gives_the_same_vectors(fixture_model, fixture_senten
     assert passes[1:] == [7] * 42 + [6]
     for one, other in zip(whole, sliced):
         np.testing.assert_allclose(other.numpy(), one.numpy(), rtol=0, atol=1e-6)
+
+
+def test_stateless_skips_each_directions_dead_last_step(fixture_model, fixture_sentences, monkeypatch):
+    """Stateless, the forward pass stops before position W+1 and the backward pass before position 0
+    (sentence marks, whose outputs are dropped): one hidden and one projection product fewer per layer
+    and direction, and the same vectors as running every step from a zero state."""
+    from stages.elmo import model as module
+
+    rows = [fixture_sentences[0][3][:6], fixture_sentences[1][5][:3]]  # the first fills WORD_LEN: </S> at W+1
+    ids = torch.from_numpy(batch_ids(rows, 6))
+    steps = 6 + 2
+    products = {}
+    times = module.ElmoBiLM._times
+    monkeypatch.setattr(module.ElmoBiLM, "_times",
+                        lambda self, x, w: products.__setitem__(id(w), products.get(id(w), 0) + 1) or times(self, x, w))
+    with torch.no_grad():
+        skipped, _, _ = fixture_model.layers(ids)
+        counted = dict(products)
+        every_step, _, _ = fixture_model.layers(ids, fixture_model.zero_state(2, fixture_model.proj_bias))
+    for index in range(2 * fixture_model.options.n_layers):
+        assert counted[id(fixture_model.proj_weights[index])] == steps - 1
+        assert counted[id(fixture_model.hidden_weights[index])] == steps - 2  # the first starts from zeros
+    for got, want in zip(skipped, every_step):
+        assert np.abs(got.numpy() - want.numpy()).max() < 1e-6

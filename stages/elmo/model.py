@@ -187,12 +187,15 @@ class ElmoBiLM(nn.Module):
 
     def _run_layer(
         self, inputs: torch.Tensor, mask: torch.Tensor, index: int, reverse: bool, state: LayerState,
-        hold_state: bool = True, zero_start: bool = False,
+        hold_state: bool = True, zero_start: bool = False, skip_last: bool = False,
     ) -> Tuple[torch.Tensor, LayerState]:
         """One direction of one LSTM layer over ``[B, T, P]`` inputs.
 
         ``zero_start``: ``state`` is known to be all zeros, so the first step
         skips the hidden MatMul and the forget term (exact: both are zero).
+        ``skip_last``: the last step's output is never read and no final state
+        is kept, so it is not computed; its slot repeats the step before (any
+        finite value would do) and the returned state is that step's.
         """
         c = self.options.cell_dim
         cell_clip, proj_clip = self.options.cell_clip, self.options.proj_clip
@@ -213,6 +216,9 @@ class ElmoBiLM(nn.Module):
         outputs: List[Optional[torch.Tensor]] = [None] * steps
         order = range(steps - 1, -1, -1) if reverse else range(steps)
         for t in order:
+            if skip_last and t == order[-1]:
+                outputs[t] = outputs[order[-2]]
+                break
             # Stateless, a step in ten of each layer and direction reads the
             # 512 x 16384 hidden matrix only to multiply zeros.
             first_from_zero = zero_start and t == order[0]
@@ -269,10 +275,15 @@ class ElmoBiLM(nn.Module):
             # row's end: nothing real depends on those steps (their outputs are
             # masked) and no final state is kept, so it skips the state holds.
             stateless = initial_state is None
+            # Stateless, each direction's last step is dead: the forward pass ends on position W+1 and
+            # the backward pass on position 0, the sentence marks' positions, whose outputs are dropped
+            # below in every layer, and no final state is kept. Skipping both saves a tenth of the
+            # weight reads at WORD_LEN 8 (the recurrence is bound by them at batch 1).
             forward_out, forward_state = self._run_layer(forward_in, mask, index, False, state[index],
-                                                         hold_state=not stateless, zero_start=stateless)
+                                                         hold_state=not stateless, zero_start=stateless,
+                                                         skip_last=stateless)
             backward_out, backward_state = self._run_layer(backward_in, mask, index + 1, True, state[index + 1],
-                                                           zero_start=stateless)
+                                                           zero_start=stateless, skip_last=stateless)
             if layer > 0 and self.options.use_skip_connections:
                 forward_out = forward_out + forward_in
                 backward_out = backward_out + backward_in

@@ -233,10 +233,12 @@ def model_cost(options, word_len: int, batch: int, weight_bytes: int) -> dict:
     cnn = sum(2 * e * w * n * (50 - w + 1) for w, n in options.filters) * steps
     highway = options.n_highway * 2 * f * 2 * f * steps
     proj = 2 * f * p * steps
-    # The first step starts from a zero state and skips the hidden MatMul.
-    per_direction_layer = steps * (2 * p * 4 * c + 2 * c * p) + (steps - 1) * 2 * p * 4 * c
+    # Each direction runs all but its last step (whose output is a sentence mark's, dropped: model.py),
+    # and the first starts from a zero state and skips the hidden MatMul.
+    run = steps - 1
+    per_direction_layer = steps * 2 * p * 4 * c + run * 2 * c * p + (run - 1) * 2 * p * 4 * c
     flops = cnn + highway + proj + 2 * options.n_layers * per_direction_layer
-    recurrent = 2 * options.n_layers * ((steps - 1) * p * 4 * c + steps * c * p)
+    recurrent = 2 * options.n_layers * ((run - 1) * p * 4 * c + run * c * p)
     once = 2 * options.n_layers * p * 4 * c + options.n_highway * 2 * f * f + f * p
     recurrent_once = 2 * options.n_layers * (p * 4 * c + c * p)
     return {"flops_per_sentence": float(flops),
